@@ -1,0 +1,54 @@
+import { DillError } from "./errors";
+import { lookup, type ByteHandle } from "./handles";
+import { isByteStream, type ByteStream } from "./stream";
+import { checkCancelled, type CallOptions } from "./wait";
+
+function stream(h: ByteHandle, syscall: string): ByteStream {
+  return lookup(h, syscall, isByteStream);
+}
+
+/** Sends all of `data` or nothing: it waits for room before writing. */
+export async function bsend(h: ByteHandle, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+  const s = stream(h, "bsend");
+  if (typeof data !== "string" && !(data instanceof Uint8Array)) throw new DillError("EINVAL", "bsend", "data must be a string or a Uint8Array");
+  await s.send(typeof data === "string" ? data : toBuffer(data), "bsend", dl, opts);
+}
+
+/** Sends several chunks as one unit (gathered write). */
+export async function bsendl(h: ByteHandle, chunks: readonly Uint8Array[], dl: number, opts?: CallOptions): Promise<void> {
+  const s = stream(h, "bsendl");
+  if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) {
+    throw new DillError("EINVAL", "bsendl", "chunks must be an array of Uint8Array");
+  }
+  await s.send(chunks.filter((c) => c.length > 0), "bsendl", dl, opts);
+}
+
+/** Receives exactly `len` bytes. Nothing is consumed on failure. */
+export async function brecv(h: ByteHandle, len: number, dl: number, opts?: CallOptions): Promise<Uint8Array> {
+  const s = stream(h, "brecv");
+  if (!Number.isInteger(len) || len < 0) throw new DillError("EINVAL", "brecv", "len must be a non-negative integer");
+  checkCancelled("brecv", opts);
+  if (s.readLock.tryAcquire()) {
+    if (s.buffered >= len) {
+      const out = len === 0 ? Buffer.alloc(0) : s.take(len);
+      s.readLock.release();
+      return out;
+    }
+  } else {
+    await s.readLock.acquire("brecv", dl, opts);
+  }
+  try {
+    if (s.buffered < len) {
+      const e = s.readError("brecv");
+      if (e !== null) throw e;
+      await s.fill(len, "brecv", dl, opts);
+    }
+    return len === 0 ? Buffer.alloc(0) : s.take(len);
+  } finally {
+    s.readLock.release();
+  }
+}
+
+function toBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}

@@ -1,0 +1,82 @@
+import { DillError } from "./errors";
+import { lookup, register, type BundleHandle, type CoHandle, type HandleObject } from "./handles";
+import { block, coScope, type CallOptions } from "./wait";
+
+export type CoroutineFn = (signal: AbortSignal) => Promise<unknown>;
+
+// An error nobody can await must not crash the process; cancellation is the
+// normal way a coroutine ends and is not reported.
+function report(e: unknown): void {
+  if (e instanceof DillError && e.code === "ECANCELED") return;
+  const text = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  process.emitWarning(`a dillws coroutine ended with an error: ${text}`, "DillwsCoroutineWarning");
+}
+
+function start(fn: CoroutineFn, signal: AbortSignal): Promise<void> {
+  return coScope.run(signal, () => {
+    let p: Promise<unknown>;
+    try { p = fn(signal); } catch (e) { p = Promise.reject(e); }
+    return Promise.resolve(p).then(() => undefined, report);
+  });
+}
+
+class Coroutine implements HandleObject {
+  readonly kind = "coroutine";
+  readonly ctrl = new AbortController();
+  destroy(): void { this.ctrl.abort(); }
+}
+
+/**
+ * Runs `fn` as a coroutine. Every blocking dillws call made inside it is
+ * cancelled (ECANCELED) when the returned handle is closed with hclose.
+ */
+export function go(fn: CoroutineFn): CoHandle {
+  if (typeof fn !== "function") throw new DillError("EINVAL", "go", "go needs a function");
+  const co = new Coroutine();
+  const h = register<CoHandle>(co);
+  void start(fn, co.ctrl.signal);
+  return h;
+}
+
+class Bundle implements HandleObject {
+  readonly kind = "bundle";
+  readonly ctrl = new AbortController();
+  running = 0;
+  readonly idle: Array<() => void> = [];
+  destroy(): void { this.ctrl.abort(); }
+  finished(): void {
+    if (--this.running === 0) for (const f of this.idle.splice(0)) f();
+  }
+}
+const isBundle = (o: HandleObject): o is Bundle => o instanceof Bundle;
+
+/** Creates an empty bundle: a group of coroutines cancelled together by hclose. */
+export function bundle(): BundleHandle {
+  return register<BundleHandle>(new Bundle());
+}
+
+/** Starts `fn` as a coroutine of bundle `b`. */
+export function bundleGo(b: BundleHandle, fn: CoroutineFn): void {
+  const bd = lookup(b, "bundleGo", isBundle);
+  if (typeof fn !== "function") throw new DillError("EINVAL", "bundleGo", "bundleGo needs a function");
+  bd.running++;
+  void start(fn, bd.ctrl.signal).then(() => bd.finished());
+}
+
+/** Waits until every coroutine of the bundle has finished. */
+export function bundleWait(b: BundleHandle, dl: number, opts?: CallOptions): Promise<void> {
+  let bd: Bundle;
+  try { bd = lookup(b, "bundleWait", isBundle); } catch (e) { return Promise.reject(e); }
+  if (bd.running === 0) return Promise.resolve();
+  return block<void>("bundleWait", dl, opts, (resolve, reject) => {
+    const onIdle = (): void => { bd.ctrl.signal.removeEventListener("abort", onClose); resolve(); };
+    const onClose = (): void => reject(new DillError("ECANCELED", "bundleWait", "the bundle was closed"));
+    bd.idle.push(onIdle);
+    bd.ctrl.signal.addEventListener("abort", onClose, { once: true });
+    return () => {
+      const i = bd.idle.indexOf(onIdle);
+      if (i >= 0) bd.idle.splice(i, 1);
+      bd.ctrl.signal.removeEventListener("abort", onClose);
+    };
+  });
+}

@@ -1,0 +1,61 @@
+import { DillError } from "./errors";
+
+declare const kindTag: unique symbol;
+/** A handle number; the tag says which layer it belongs to (compile time only). */
+export type Handle = number & { readonly [kindTag]: string };
+export type TcpHandle = number & { readonly [kindTag]: "tcp" };
+export type IpcHandle = number & { readonly [kindTag]: "ipc" };
+export type TcpListener = number & { readonly [kindTag]: "tcp-listener" };
+export type IpcListener = number & { readonly [kindTag]: "ipc-listener" };
+/** Any byte-stream handle: what bsend/brecv and the WebSocket layer take. */
+export type ByteHandle = TcpHandle | IpcHandle;
+export type WsHandle = number & { readonly [kindTag]: "ws" };
+/** Any message handle: what msend/mrecv take. */
+export type MsgHandle = WsHandle;
+export type CoHandle = number & { readonly [kindTag]: "coroutine" };
+export type BundleHandle = number & { readonly [kindTag]: "bundle" };
+
+/** What every object in the table provides. */
+export interface HandleObject {
+  readonly kind: string;
+  /** Immediate close of this object and all it owns; never throws. */
+  destroy(): void;
+}
+
+const table = new Map<number, HandleObject>();
+// Numbers are never reused, so a stale number is always EBADF.
+let next = 1;
+
+export function register<H extends number>(obj: HandleObject): H {
+  const h = next++;
+  table.set(h, obj);
+  return h as H;
+}
+
+/** Looks a handle up, checking its kind; EBADF / ENOTSUP otherwise. */
+export function lookup<T extends HandleObject>(
+  h: number, syscall: string, is: (o: HandleObject) => o is T,
+): T {
+  const o = table.get(h);
+  if (o === undefined) throw new DillError("EBADF", syscall, `${String(h)} is not an open handle`);
+  if (!is(o)) throw new DillError("ENOTSUP", syscall, `handle ${h} is a ${o.kind} handle, which ${syscall} does not take`);
+  return o;
+}
+
+/** Removes a number from the table without closing the object (ownership moves up or down the stack). */
+export function unregister(h: number): void {
+  table.delete(h);
+}
+
+/** Closes any handle at once, with the whole stack beneath it. */
+export function hclose(h: Handle | number): void {
+  const o = table.get(h);
+  if (o === undefined) throw new DillError("EBADF", "hclose", `${String(h)} is not an open handle`);
+  table.delete(h);
+  o.destroy();
+}
+
+/** Number of open handles (for leak checks in tests). */
+export function handleCount(): number {
+  return table.size;
+}

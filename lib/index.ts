@@ -1,0 +1,19 @@
+// dillws: libdill-style handles, absolute deadlines and errno errors for Node.js.
+export { now } from "./time";
+export { msleep, type CallOptions } from "./wait";
+export { DillError, type ErrorCode } from "./errors";
+export {
+  hclose,
+  type Handle, type TcpHandle, type IpcHandle, type TcpListener, type IpcListener, type ByteHandle,
+  type WsHandle, type MsgHandle, type CoHandle, type BundleHandle,
+} from "./handles";
+export { go, bundle, bundleGo, bundleWait, type CoroutineFn } from "./coroutine";
+export {
+  IpAddr, IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6,
+  ipaddrLocal, ipaddrRemote, ipaddrPort, ipaddrStr,
+} from "./ipaddr";
+export {
+  tcpListen, tcpAccept, tcpConnect, tcpLocalAddr, tcpRemoteAddr, tcpDone, tcpClose, tcpIncoming, tcpFromSocket,
+} from "./tcp";
+export { ipcListen, ipcAccept, ipcConnect, ipcDone, ipcClose, ipcIncoming, ipcPair } from "./ipc";
+export { bsend, bsendl, brecv } from "./bytes";

@@ -1,0 +1,93 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { DillError, fromNodeError } from "./errors";
+import type { HandleObject } from "./handles";
+import { ByteStream } from "./stream";
+import { block, checkCancelled, type CallOptions } from "./wait";
+
+/**
+ * A listening socket whose connections wait, paused, in an accept queue until
+ * taken: nothing is read from a connection nobody has accepted yet.
+ */
+export class Listener implements HandleObject {
+  readonly kind: "tcp-listener" | "ipc-listener";
+  readonly server: Server;
+  private readonly queue: Socket[] = [];
+  private waiters: Array<() => void> = [];
+  failure: DillError | null = null;
+  destroyed = false;
+  /** Unix socket path to remove on close. */
+  path: string | null = null;
+
+  constructor(kind: "tcp-listener" | "ipc-listener") {
+    this.kind = kind;
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    this.server.on("connection", this.onConnection);
+    this.server.on("error", this.onError);
+  }
+
+  private readonly onConnection = (s: Socket): void => {
+    // A queued connection may be reset before anyone accepts it.
+    s.on("error", noop);
+    this.queue.push(s);
+    this.wake();
+  };
+  private readonly onError = (e: Error): void => {
+    if (this.failure === null) this.failure = fromNodeError(e, "listen");
+    this.wake();
+  };
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Binds and listens; rejects with the mapped bind error. */
+  listen(opts: { host?: string; port?: number; path?: string; backlog?: number; ipv6Only?: boolean }, syscall: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error): void => reject(fromNodeError(e, syscall));
+      this.server.once("error", fail);
+      this.server.listen(opts, () => { this.server.off("error", fail); resolve(); });
+    });
+  }
+
+  async accept(syscall: string, dl: number, opts: CallOptions | undefined, kind: "tcp" | "ipc"): Promise<ByteStream> {
+    checkCancelled(syscall, opts);
+    for (;;) {
+      const s = this.queue.shift();
+      if (s !== undefined) {
+        if (s.destroyed) continue;
+        s.off("error", noop);
+        return new ByteStream(kind, s);
+      }
+      if (this.destroyed) throw new DillError("ECANCELED", syscall, "the listener was closed while the call waited");
+      if (this.failure !== null) throw new DillError(this.failure.code, syscall, this.failure.message);
+      await block<undefined>(syscall, dl, opts, (resolve) => {
+        const w = (): void => resolve(undefined);
+        this.waiters.push(w);
+        return () => { const i = this.waiters.indexOf(w); if (i >= 0) this.waiters.splice(i, 1); };
+      });
+    }
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.server.close();
+    for (const s of this.queue.splice(0)) s.destroy();
+    this.wake();
+  }
+}
+
+function noop(): void { /* errors of unaccepted sockets are seen at accept */ }
+
+export const isListener = (o: HandleObject): o is Listener => o instanceof Listener;
+
+/** Connects a socket under a deadline; the socket is destroyed on failure. */
+export function connectSocket(make: () => Socket, syscall: string, dl: number, opts: CallOptions | undefined): Promise<Socket> {
+  return block<Socket>(syscall, dl, opts, (resolve, reject) => {
+    const sock = make();
+    const ok = (): void => { sock.off("error", bad); resolve(sock); };
+    const bad = (e: Error): void => { sock.off("connect", ok); sock.destroy(); reject(fromNodeError(e, syscall)); };
+    sock.once("connect", ok);
+    sock.once("error", bad);
+    return () => { sock.off("connect", ok); sock.off("error", bad); sock.destroy(); };
+  });
+}

@@ -1,0 +1,38 @@
+import { block, type CallOptions } from "./wait";
+
+interface Waiter { resolve: (v: undefined) => void; reject: (e: unknown) => void; syscall: string }
+
+/**
+ * A FIFO mutex whose waiting is bounded by deadlines. Uncontended acquisition
+ * is synchronous (tryAcquire) so the fast path allocates nothing.
+ */
+export class Lock {
+  held = false;
+  private readonly q: Waiter[] = [];
+
+  tryAcquire(): boolean {
+    if (this.held) return false;
+    this.held = true;
+    return true;
+  }
+
+  acquire(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    return block<undefined>(syscall, dl, opts, (resolve, reject) => {
+      const w: Waiter = { resolve, reject, syscall };
+      this.q.push(w);
+      return () => { const i = this.q.indexOf(w); if (i >= 0) this.q.splice(i, 1); };
+    });
+  }
+
+  /** Hands the lock to the next waiter, in call order. */
+  release(): void {
+    const w = this.q.shift();
+    if (w === undefined) this.held = false;
+    else w.resolve(undefined);
+  }
+
+  /** Fails every waiter (the handle is going away). */
+  failAll(e: (syscall: string) => unknown): void {
+    for (const w of this.q.splice(0)) w.reject(e(w.syscall));
+  }
+}

@@ -1,0 +1,301 @@
+import type { Socket } from "node:net";
+import { DillError, fromNodeError } from "./errors";
+import type { HandleObject } from "./handles";
+import { Lock } from "./lock";
+import { block, checkCancelled, type CallOptions } from "./wait";
+
+/** Unread bytes above which the socket is paused (backpressure to the peer). */
+export const READ_HIGH_WATER = 1 << 20;
+
+interface ReadWaiter { need: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
+interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) => void }
+
+/**
+ * One reader/writer over a connected Node socket: exact-length reads with
+ * deadlines, zero-copy views where a read lies in one chunk, backpressure both
+ * ways, and all-or-nothing writes. TCP and IPC handles are this object.
+ */
+export class ByteStream implements HandleObject {
+  readonly kind: "tcp" | "ipc";
+  readonly sock: Socket;
+  /** Serialises readers (brecv callers, or the protocol layer above). */
+  readonly readLock = new Lock();
+  /** Serialises writers that must wait for room, keeping call order. */
+  readonly writeLock = new Lock();
+
+  private readonly chunks: Buffer[] = [];
+  private head = 0; // consumed bytes of chunks[0]
+  buffered = 0;
+  eof = false; // the peer's FIN arrived
+  failure: DillError | null = null; // reset or other socket error
+  ended = false; // our FIN was requested (done)
+  destroyed = false;
+  private paused = false;
+  private reader: ReadWaiter | null = null;
+  private drain: DrainWaiter | null = null;
+  private finishWaiters: Array<() => void> = [];
+
+  constructor(kind: "tcp" | "ipc", sock: Socket) {
+    this.kind = kind;
+    this.sock = sock;
+    sock.allowHalfOpen = true;
+    sock.setNoDelay?.(true);
+    sock.on("data", this.onData);
+    sock.on("end", this.onEnd);
+    sock.on("error", this.onError);
+    sock.on("close", this.onClose);
+    sock.on("drain", this.onDrain);
+    sock.on("finish", this.onFinish);
+    sock.resume();
+  }
+
+  // --- socket events (bound once per stream, not per call) ---
+  private readonly onData = (chunk: Buffer): void => {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const r = this.reader;
+    if (r !== null && this.buffered >= r.need) { this.reader = null; r.resolve(undefined); }
+    if (this.buffered >= Math.max(READ_HIGH_WATER, this.reader?.need ?? 0) && !this.paused) {
+      this.paused = true;
+      this.sock.pause();
+    }
+  };
+  private readonly onEnd = (): void => { this.eof = true; this.wakeReader(); };
+  private readonly onError = (e: Error): void => {
+    if (this.failure === null) this.failure = fromNodeError(e, "socket");
+    this.wakeReader();
+    this.wakeDrain();
+  };
+  private readonly onClose = (): void => {
+    // A close without a FIN or an error is an abort from our side or the peer's.
+    if (!this.eof && this.failure === null) {
+      this.failure = new DillError("ECONNRESET", "socket", "the connection was closed");
+    }
+    this.wakeReader();
+    this.wakeDrain();
+    for (const f of this.finishWaiters.splice(0)) f();
+  };
+  private readonly onDrain = (): void => { this.wakeDrain(); };
+  private readonly onFinish = (): void => { for (const f of this.finishWaiters.splice(0)) f(); };
+
+  private wakeReader(): void {
+    const r = this.reader;
+    if (r !== null) { this.reader = null; r.resolve(undefined); }
+  }
+  private wakeDrain(): void {
+    const d = this.drain;
+    if (d !== null) { this.drain = null; d.resolve(undefined); }
+  }
+
+  /** The error to report for a read that cannot be satisfied (or null: wait). */
+  readError(syscall: string): DillError | null {
+    if (this.destroyed) return new DillError("ECANCELED", syscall, "the handle was closed");
+    if (this.failure !== null) {
+      const code = this.failure.code === "EPIPE" && !this.eof ? "ECONNRESET" : this.failure.code;
+      return new DillError(code, syscall, this.failure.message.replace(/^socket: \w+: /, ""));
+    }
+    if (this.eof) return new DillError("EPIPE", syscall, "the peer closed the connection before enough bytes arrived");
+    return null;
+  }
+
+  /**
+   * Waits until at least `n` bytes are buffered. Consumes nothing, so a
+   * deadline or cancellation loses no byte.
+   */
+  fill(n: number, syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    return block<undefined>(syscall, dl, opts, (resolve, reject) => {
+      const loop = (): void => {
+        if (this.buffered >= n) { resolve(undefined); return; }
+        const e = this.readError(syscall);
+        if (e !== null) { reject(e); return; }
+        this.reader = { need: n, resolve: loop, reject };
+        if (this.paused && this.buffered < n) { this.paused = false; this.sock.resume(); }
+      };
+      loop();
+      return () => { this.reader = null; };
+    });
+  }
+
+  /** The byte at offset i of the unread data (i < buffered). */
+  byteAt(i: number): number {
+    let k = 0;
+    let off = this.head + i;
+    while (off >= this.chunks[k]!.length) { off -= this.chunks[k]!.length; k++; }
+    return this.chunks[k]![off]!;
+  }
+
+  /** Takes exactly n buffered bytes: a view when they lie in one chunk, else one copy. */
+  take(n: number): Buffer {
+    const c = this.chunks[0]!;
+    const off = this.head;
+    const left = c.length - off;
+    let out: Buffer;
+    if (left > n) {
+      out = c.subarray(off, off + n);
+      this.head += n;
+    } else if (left === n) {
+      out = off === 0 ? c : c.subarray(off);
+      this.chunks.shift();
+      this.head = 0;
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n) {
+        const d = this.chunks[0]!;
+        const m = Math.min(d.length - this.head, n - got);
+        d.copy(out, got, this.head, this.head + m);
+        got += m;
+        if (this.head + m === d.length) { this.chunks.shift(); this.head = 0; } else this.head += m;
+      }
+    }
+    this.consumed(n);
+    return out;
+  }
+
+  /** Drops n buffered bytes. */
+  skip(n: number): void {
+    let left = n;
+    while (left > 0) {
+      const d = this.chunks[0]!;
+      const m = Math.min(d.length - this.head, left);
+      left -= m;
+      if (this.head + m === d.length) { this.chunks.shift(); this.head = 0; } else this.head += m;
+    }
+    this.consumed(n);
+  }
+
+  private consumed(n: number): void {
+    this.buffered -= n;
+    if (this.paused && this.buffered < READ_HIGH_WATER && !this.destroyed) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+
+  /** Whether a write now would not have to wait for room. */
+  canWrite(): boolean {
+    return !this.writeLock.held && !this.sock.writableNeedDrain;
+  }
+
+  /** The error for a write that cannot be done at all (or null). */
+  writeError(syscall: string): DillError | null {
+    if (this.destroyed) return new DillError("ECANCELED", syscall, "the handle was closed");
+    if (this.ended) return new DillError("EPIPE", syscall, "this side was already closed for sending");
+    if (this.failure !== null) {
+      return new DillError(this.failure.code === "EPIPE" ? "EPIPE" : "ECONNRESET", syscall,
+        this.failure.message.replace(/^socket: \w+: /, ""));
+    }
+    return null;
+  }
+
+  /**
+   * Waits until the socket can take a write, holding the write lock on return
+   * (the caller writes synchronously, then releases). Nothing is written if
+   * the deadline or a cancellation comes first.
+   */
+  async room(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    if (!this.writeLock.tryAcquire()) await this.writeLock.acquire(syscall, dl, opts);
+    try {
+      while (this.sock.writableNeedDrain) {
+        const e = this.writeError(syscall);
+        if (e !== null) throw e;
+        await block<undefined>(syscall, dl, opts, (resolve, reject) => {
+          this.drain = { resolve, reject };
+          return () => { this.drain = null; };
+        });
+      }
+      const e = this.writeError(syscall);
+      if (e !== null) throw e;
+    } catch (e) {
+      this.writeLock.release();
+      throw e;
+    }
+  }
+
+  /** Writes chunks as one unit (a single syscall where the socket allows). */
+  writeNow(data: Buffer | string | readonly Uint8Array[]): void {
+    if (typeof data === "string" || !Array.isArray(data)) {
+      this.sock.write(data as Buffer | string);
+      return;
+    }
+    const list = data as readonly Uint8Array[];
+    if (list.length === 1) { this.sock.write(list[0]!); return; }
+    this.sock.cork();
+    for (const c of list) this.sock.write(c);
+    this.sock.uncork();
+  }
+
+  /** all-or-nothing write of one unit under a deadline. */
+  async send(data: Buffer | string | readonly Uint8Array[], syscall: string, dl: number,
+             opts: CallOptions | undefined): Promise<void> {
+    checkCancelled(syscall, opts);
+    if (this.canWrite()) {
+      const e = this.writeError(syscall);
+      if (e !== null) throw e;
+      if (data.length > 0) this.writeNow(data);
+      return;
+    }
+    await this.room(syscall, dl, opts);
+    if (data.length > 0) this.writeNow(data);
+    this.writeLock.release();
+  }
+
+  /** Half-close: sends FIN after everything queued; later writes fail EPIPE. */
+  async done(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    if (this.destroyed) throw new DillError("ECANCELED", syscall, "the handle was closed");
+    if (this.ended) throw new DillError("EPIPE", syscall, "this side was already closed for sending");
+    if (!this.writeLock.tryAcquire()) await this.writeLock.acquire(syscall, dl, opts);
+    this.ended = true;
+    this.writeLock.release();
+    this.sock.end();
+    if (this.sock.writableFinished || this.sock.destroyed) return;
+    await block<undefined>(syscall, dl, opts, (resolve, reject) => {
+      const f = (): void => {
+        if (this.destroyed && !this.sock.writableFinished) reject(new DillError("ECANCELED", syscall, "the handle was closed"));
+        else resolve(undefined);
+      };
+      this.finishWaiters.push(f);
+      return () => { const i = this.finishWaiters.indexOf(f); if (i >= 0) this.finishWaiters.splice(i, 1); };
+    });
+  }
+
+  /**
+   * Orderly close: FIN, then discard what the peer sends until its FIN or the
+   * deadline, then release the socket (also on ETIMEDOUT).
+   */
+  async close(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    try {
+      if (!this.ended && this.failure === null && !this.destroyed) {
+        this.ended = true;
+        this.sock.end();
+      }
+      while (!this.eof && this.failure === null && !this.destroyed) {
+        if (this.buffered > 0) this.skip(this.buffered);
+        await this.fill(1, syscall, dl, opts).catch((e: unknown) => {
+          if (e instanceof DillError && (e.code === "EPIPE" || e.code === "ECONNRESET")) return;
+          throw e;
+        });
+      }
+    } finally {
+      this.destroy();
+    }
+  }
+
+  /** Immediate close; pending calls reject ECANCELED. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.sock.destroy();
+    // Waiters re-check their state on waking and see the handle is gone.
+    this.wakeReader();
+    this.wakeDrain();
+    const e = (syscall: string): DillError => new DillError("ECANCELED", syscall, "the handle was closed while the call waited");
+    this.readLock.failAll(e);
+    this.writeLock.failAll(e);
+    for (const f of this.finishWaiters.splice(0)) f();
+    this.chunks.length = 0;
+    this.buffered = 0;
+  }
+}
+
+export const isByteStream = (o: HandleObject): o is ByteStream => o instanceof ByteStream;
