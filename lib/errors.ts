@@ -39,7 +39,7 @@ export class DillError extends Error {
   readonly errno: number;
   readonly syscall: string;
   /** HTTP status of a refused WebSocket handshake, when there was one. */
-  httpStatus?: number;
+  declare httpStatus?: number;
 
   constructor(code: ErrorCode, syscall: string, message?: string, options?: { cause?: unknown }) {
     super(`${syscall}: ${code}: ${message ?? defaults[code]}`, options);

@@ -17,3 +17,12 @@ export {
 } from "./tcp";
 export { ipcListen, ipcAccept, ipcConnect, ipcDone, ipcClose, ipcIncoming, ipcPair } from "./ipc";
 export { bsend, bsendl, brecv } from "./bytes";
+export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/conn";
+export {
+  wsAttachClient, wsAttachServer,
+  type WsAttachClientOptions, type WsAttachServerOptions, type WsAttachServerResult, type WsRefusal, type WsRequest,
+} from "./ws/attach";
+export {
+  wsSend, wsSendl, wsRecv, wsMessages, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,
+  wsRequestKey, wsResponseKey, msend, mrecv,
+} from "./ws/api";

@@ -152,6 +152,54 @@ export class ByteStream implements HandleObject {
     return out;
   }
 
+  /** Bytes readable from the first chunk without copying. */
+  firstAvail(): number {
+    return this.buffered === 0 ? 0 : this.chunks[0]!.length - this.head;
+  }
+
+  /**
+   * A contiguous view of the first n buffered bytes without consuming them;
+   * chunks are merged (once) when they span several.
+   */
+  peek(n: number): Buffer {
+    let c = this.chunks[0]!;
+    if (c.length - this.head < n) {
+      const merged = Buffer.allocUnsafe(this.buffered);
+      let p = 0;
+      for (let i = 0; i < this.chunks.length; i++) {
+        const d = this.chunks[i]!;
+        const from = i === 0 ? this.head : 0;
+        d.copy(merged, p, from);
+        p += d.length - from;
+      }
+      this.chunks.length = 0;
+      this.chunks.push(merged);
+      this.head = 0;
+      c = merged;
+    }
+    return c.subarray(this.head, this.head + n);
+  }
+
+  private readonly scratch = Buffer.allocUnsafe(16);
+
+  /**
+   * The first n (<= 16) buffered bytes without consuming them: a view, or a
+   * copy in a scratch buffer that the next call overwrites.
+   */
+  peekSmall(n: number): Buffer {
+    const c = this.chunks[0]!;
+    if (c.length - this.head >= n) return c.subarray(this.head, this.head + n);
+    for (let i = 0; i < n; i++) this.scratch[i] = this.byteAt(i);
+    return this.scratch.subarray(0, n);
+  }
+
+  /** Flushes what was written, then closes (a refused handshake). */
+  shutdown(): void {
+    if (this.destroyed) return;
+    this.ended = true;
+    this.sock.end(() => this.destroy());
+  }
+
   /** Drops n buffered bytes. */
   skip(n: number): void {
     let left = n;

@@ -1,0 +1,121 @@
+import { isUtf8 } from "node:buffer";
+import { DillError } from "../errors";
+import { lookup, register, unregister, type ByteHandle, type HandleObject, type MsgHandle, type WsHandle } from "../handles";
+import type { CallOptions } from "../wait";
+import { acceptFor, makeRequestKey } from "./handshake";
+import { toBuffer, WS_TEXT, WsConn, type WsMessage } from "./conn";
+import { OP_BINARY, OP_TEXT } from "./frame";
+
+const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
+
+function conn(h: WsHandle, syscall: string): WsConn {
+  return lookup(h, syscall, isWs);
+}
+
+function payload(flags: number, data: Uint8Array | string, syscall: string): Buffer | string {
+  if (typeof data === "string") return data;
+  if (!(data instanceof Uint8Array)) throw new DillError("EINVAL", syscall, "data must be a string or a Uint8Array");
+  const b = toBuffer(data);
+  if ((flags & WS_TEXT) !== 0 && !isUtf8(b)) throw new DillError("EINVAL", syscall, "a text message must be valid UTF-8");
+  return b;
+}
+
+/** Sends one message (WS_TEXT or WS_BINARY in flags), whole or not at all. */
+export async function wsSend(ws: WsHandle, flags: number, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+  const c = conn(ws, "wsSend");
+  const p = payload(flags, data, "wsSend");
+  await c.send("wsSend", (flags & WS_TEXT) !== 0 ? OP_TEXT : OP_BINARY, p, dl, opts);
+}
+
+/** Sends the concatenation of chunks as one message. */
+export async function wsSendl(ws: WsHandle, flags: number, chunks: readonly Uint8Array[], dl: number, opts?: CallOptions): Promise<void> {
+  const c = conn(ws, "wsSendl");
+  if (!Array.isArray(chunks) || !chunks.every((x) => x instanceof Uint8Array)) {
+    throw new DillError("EINVAL", "wsSendl", "chunks must be an array of Uint8Array");
+  }
+  const list = chunks.map(toBuffer);
+  if ((flags & WS_TEXT) !== 0 && !isUtf8(Buffer.concat(list))) throw new DillError("EINVAL", "wsSendl", "a text message must be valid UTF-8");
+  await c.send("wsSendl", (flags & WS_TEXT) !== 0 ? OP_TEXT : OP_BINARY, list, dl, opts);
+}
+
+/** Receives one whole message. */
+export function wsRecv(ws: WsHandle, dl: number, opts?: CallOptions): Promise<WsMessage> {
+  let c: WsConn;
+  try { c = conn(ws, "wsRecv"); } catch (e) { return Promise.reject(e); }
+  return c.recv("wsRecv", dl, opts);
+}
+
+/** Messages until the peer's close frame; breaking out leaves the handle usable. */
+export async function* wsMessages(ws: WsHandle, opts?: CallOptions): AsyncGenerator<WsMessage, void, undefined> {
+  conn(ws, "wsMessages");
+  for (;;) {
+    let m: WsMessage;
+    try {
+      m = await wsRecv(ws, -1, opts);
+    } catch (e) {
+      if (e instanceof DillError && e.code === "EPIPE") return;
+      throw e;
+    }
+    yield m;
+  }
+}
+
+/** Sends the close frame; receiving goes on until the peer's close. */
+export async function wsDone(ws: WsHandle, status: number, reason: string | Uint8Array | null, dl: number, opts?: CallOptions): Promise<void> {
+  await conn(ws, "wsDone").done("wsDone", status, reason, dl, opts);
+}
+
+/** Ends the WebSocket session and returns the byte stream beneath it. */
+export async function wsDetach(ws: WsHandle, status: number, reason: string | Uint8Array | null, dl: number, opts?: CallOptions): Promise<ByteHandle> {
+  const c = conn(ws, "wsDetach");
+  await c.finish("wsDetach", status, reason, dl, opts);
+  if (c.destroyed) throw new DillError("ECANCELED", "wsDetach", "the handle was closed while the call waited");
+  unregister(ws);
+  return register<ByteHandle>(c.s);
+}
+
+/** The peer's close status and reason; EAGAIN before its close frame. */
+export function wsStatus(ws: WsHandle): { status: number; reason: string } {
+  return conn(ws, "wsStatus").status("wsStatus");
+}
+
+/** The subprotocol agreed in the handshake, or null. */
+export function wsProtocol(ws: WsHandle): string | null {
+  return conn(ws, "wsProtocol").protocol;
+}
+
+/** Sends a ping and resolves with the round-trip time in ms when its pong arrives. */
+export async function wsPing(ws: WsHandle, data: Uint8Array | string | null, dl: number, opts?: CallOptions): Promise<number> {
+  const c = conn(ws, "wsPing");
+  const p = data === null ? null : typeof data === "string" ? Buffer.from(data, "utf8") : payload(0, data, "wsPing") as Buffer;
+  return c.ping("wsPing", p, dl, opts);
+}
+
+/** A fresh random Sec-WebSocket-Key. */
+export function wsRequestKey(): string {
+  return makeRequestKey();
+}
+
+/** The Sec-WebSocket-Accept value for a request key; EPROTO for a malformed key. */
+export function wsResponseKey(requestKey: string): string {
+  const a = typeof requestKey === "string" ? acceptFor(requestKey) : null;
+  if (a === null) throw new DillError("EPROTO", "wsResponseKey", "the key is not the base64 form of 16 bytes");
+  return a;
+}
+
+/** Sends a message of the type chosen at attach time. */
+export async function msend(h: MsgHandle, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+  const c = conn(h, "msend");
+  const p = payload(c.type, data, "msend");
+  await c.send("msend", c.type === WS_TEXT ? OP_TEXT : OP_BINARY, p, dl, opts);
+}
+
+/** Receives a message of the type chosen at attach time; another type is consumed and fails EPROTO. */
+export async function mrecv(h: MsgHandle, dl: number, opts?: CallOptions): Promise<Uint8Array> {
+  const c = conn(h, "mrecv");
+  const m = await c.recv("mrecv", dl, opts);
+  if ((m.flags & WS_TEXT) !== c.type) {
+    throw new DillError("EPROTO", "mrecv", `a ${m.flags & WS_TEXT ? "text" : "binary"} message arrived on a ${c.type ? "text" : "binary"} handle`);
+  }
+  return m.data;
+}

@@ -1,0 +1,436 @@
+import { isUtf8 } from "node:buffer";
+import { performance } from "node:perf_hooks";
+import { DillError } from "../errors";
+import type { HandleObject } from "../handles";
+import type { ByteStream } from "../stream";
+import { block, checkCancelled, coScope, type CallOptions } from "../wait";
+import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
+import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
+import {
+  decodeHeader, encodeHeader, encodedHeaderLength, headerLength, isControl, newHeader,
+  MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+} from "./frame";
+import { applyMask, drawMask } from "./mask";
+import { Utf8Validator } from "./utf8";
+
+export const WS_BINARY = 0;
+export const WS_TEXT = 1;
+export const WS_NOHTTP = 2;
+
+export const DEFAULT_MAX_MESSAGE = 1 << 20;
+/** Auto-replies (pongs) are dropped while this much is queued unsent: a ping flood costs bounded memory. */
+const PONG_QUEUE_LIMIT = 1 << 20;
+/** Server frames up to this size are copied into one buffer with their header (one write). */
+const COPY_LIMIT = 64 * 1024;
+
+const EMPTY = Buffer.alloc(0);
+
+/** A received message. `text` decodes `data` as UTF-8 on demand. */
+export class WsMessage {
+  readonly flags: number;
+  readonly data: Buffer;
+  constructor(flags: number, data: Buffer) {
+    this.flags = flags;
+    this.data = data;
+  }
+  get text(): string {
+    return this.data.toString("utf8");
+  }
+}
+
+interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void; syscall: string }
+interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
+
+type Payload = Buffer | string | readonly Uint8Array[];
+
+export function toBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** Validates a status and reason for a close frame we send (EINVAL otherwise). */
+export function closePayload(status: number, reason: string | Uint8Array | null, syscall: string): Buffer {
+  const r = reason === null ? EMPTY : typeof reason === "string" ? Buffer.from(reason, "utf8") : toBuffer(reason);
+  if (status === 0) {
+    if (r.length > 0) throw new DillError("EINVAL", syscall, "a close reason needs a status code");
+    return EMPTY;
+  }
+  if (!closeCodeValid(status)) throw new DillError("EINVAL", syscall, `${String(status)} is not a close code an endpoint may send`);
+  if (r.length > MAX_REASON) throw new DillError("EINVAL", syscall, `the close reason is ${r.length} bytes; at most ${MAX_REASON} fit in a close frame`);
+  if (!isUtf8(r)) throw new DillError("EINVAL", syscall, "the close reason is not valid UTF-8");
+  return encodeClose(status, r);
+}
+
+/**
+ * One WebSocket session over a byte stream: drives the pure frame codec,
+ * keeps partial messages across calls (a deadline loses nothing) and runs a
+ * reader ("pump") only while some call waits for input.
+ */
+export class WsConn implements HandleObject {
+  readonly kind = "ws";
+  readonly s: ByteStream;
+  readonly client: boolean;
+  /** Default message type of msend/mrecv: WS_TEXT or WS_BINARY. */
+  readonly type: number;
+  readonly maxMessageSize: number;
+  readonly protocol: string | null;
+
+  // Receive state; survives deadlines and cancellations.
+  private readonly hdr = newHeader();
+  private inFrame = false;
+  private frameGot = 0;
+  private readonly key = Buffer.alloc(4);
+  private msgOp = 0;
+  private parts: Buffer[] = [];
+  private partsLen = 0;
+  private readonly utf8 = new Utf8Validator();
+  private need = 2;
+
+  private readonly inbox: WsMessage[] = [];
+  private readonly recvWaiters: Array<Waiter<WsMessage>> = [];
+  private readonly pings: PingWaiter[] = [];
+  private readonly closeWaiters: Array<Waiter<undefined>> = [];
+  private pumping = false;
+  private discarding = false;
+  private pingSeq = 0;
+
+  peerClose: { status: number; reason: string } | null = null;
+  sentClose = false;
+  /** Set once the connection has failed; every later call gets ECONNRESET. */
+  failure: DillError | null = null;
+  destroyed = false;
+
+  constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null) {
+    this.s = s;
+    this.client = client;
+    this.type = type;
+    this.maxMessageSize = maxMessageSize;
+    this.protocol = protocol;
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  /**
+   * Consumes buffered bytes until a data message is complete (returned) or
+   * more input is needed (null, with `need` set). Control frames are handled
+   * on the way. Nothing after the peer's close frame is consumed.
+   */
+  private step(): WsMessage | null {
+    const s = this.s;
+    const h = this.hdr;
+    for (;;) {
+      if (this.peerClose !== null) return null;
+      if (!this.inFrame) {
+        const avail = s.buffered;
+        if (avail < 2) { this.need = 2; return null; }
+        const hb = s.peekSmall(Math.min(avail, 14));
+        const hl = decodeHeader(hb, 0, hb.length, h);
+        if (hl === 0) { this.need = headerLength(hb[1]!); return null; }
+        if (h.masked === this.client) {
+          throw new ProtocolError(CLOSE_PROTOCOL, this.client ? "the server sent a masked frame" : "the client sent an unmasked frame");
+        }
+        if (h.masked) { this.key[0] = hb[h.maskOffset]!; this.key[1] = hb[h.maskOffset + 1]!; this.key[2] = hb[h.maskOffset + 2]!; this.key[3] = hb[h.maskOffset + 3]!; }
+        const op = h.opcode;
+        if (isControl(op)) {
+          if (avail < hl + h.length) { this.need = hl + h.length; return null; }
+          s.skip(hl);
+          let p = EMPTY;
+          if (h.length > 0) {
+            p = Buffer.from(s.take(h.length)); // a copy: control payloads are tiny and may be kept
+            if (h.masked) applyMask(p, 0, p.length, this.key, 0, 0);
+          }
+          this.control(op, p);
+          continue;
+        }
+        if (op === OP_CONT) {
+          if (this.msgOp === 0) throw new ProtocolError(CLOSE_PROTOCOL, "a continuation frame with no message to continue");
+        } else {
+          if (this.msgOp !== 0) throw new ProtocolError(CLOSE_PROTOCOL, "a new message began before the fragmented one ended");
+          this.msgOp = op;
+          if (op === OP_TEXT) this.utf8.reset();
+        }
+        if (this.partsLen + h.length > this.maxMessageSize) {
+          throw new ProtocolError(CLOSE_TOO_BIG, `a message of more than ${this.maxMessageSize} bytes`);
+        }
+        s.skip(hl);
+        this.inFrame = true;
+        this.frameGot = 0;
+      }
+      // Payload of a data frame, taken as it arrives (text checked on the fly).
+      while (this.frameGot < h.length) {
+        const first = s.firstAvail();
+        if (first === 0) { this.need = 1; return null; }
+        const k = Math.min(first, h.length - this.frameGot);
+        const chunk = s.take(k);
+        if (h.masked) applyMask(chunk, 0, k, this.key, 0, this.frameGot);
+        if (this.msgOp === OP_TEXT && !this.utf8.feed(chunk)) {
+          throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+        }
+        if (!this.discarding) this.parts.push(chunk);
+        this.partsLen += k;
+        this.frameGot += k;
+      }
+      this.inFrame = false;
+      if (!h.fin) continue;
+      if (this.msgOp === OP_TEXT && !this.utf8.complete) {
+        throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
+      }
+      const parts = this.parts;
+      const data = parts.length === 1 ? parts[0]! : parts.length === 0 ? EMPTY : Buffer.concat(parts, this.partsLen);
+      const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, data);
+      this.parts = [];
+      this.partsLen = 0;
+      this.msgOp = 0;
+      if (this.discarding) continue;
+      return m;
+    }
+  }
+
+  private control(op: number, p: Buffer): void {
+    if (op === OP_PING) {
+      if (!this.sentClose && this.s.sock.writableLength < PONG_QUEUE_LIMIT) this.writeNow(OP_PONG, p);
+    } else if (op === OP_PONG) {
+      const i = this.pings.findIndex((w) => w.payload.equals(p));
+      if (i >= 0) {
+        const w = this.pings.splice(i, 1)[0]!;
+        w.resolve(performance.now() - w.t0);
+      }
+    } else if (op === OP_CLOSE) {
+      const c = decodeClose(p);
+      this.peerClose = c;
+      if (!this.sentClose) {
+        this.sentClose = true;
+        this.writeNow(OP_CLOSE, c.status === 0 ? EMPTY : encodeClose(c.status, EMPTY));
+      }
+      this.closed();
+    }
+  }
+
+  /** The peer's close frame arrived: waiters learn it. */
+  private closed(): void {
+    for (const w of this.recvWaiters.splice(0)) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.pings.splice(0)) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.closeWaiters.splice(0)) w.resolve(undefined);
+  }
+
+  /** Fails the connection after a violation: close frame with its code, then FIN. */
+  private violation(pe: ProtocolError, syscall: string): DillError {
+    const code = pe.closeCode === CLOSE_TOO_BIG ? "EMSGSIZE" : "EPROTO";
+    if (!this.sentClose) {
+      this.sentClose = true;
+      this.writeNow(OP_CLOSE, encodeClose(pe.closeCode, EMPTY));
+    }
+    if (!this.s.ended && !this.s.destroyed) { this.s.ended = true; this.s.sock.end(); }
+    this.failure = new DillError("ECONNRESET", syscall, `the connection failed earlier: ${pe.message}`);
+    const err = (sc: string): DillError => new DillError(code, sc, pe.message);
+    this.failAll(err);
+    return err(syscall);
+  }
+
+  /** The stream ended or broke without a close frame. */
+  private broken(e: unknown, syscall: string): DillError {
+    if (this.failure === null) {
+      const msg = e instanceof DillError && e.code === "EPIPE" ? "the peer closed the connection without a close frame"
+        : e instanceof Error ? e.message : String(e);
+      this.failure = new DillError("ECONNRESET", syscall, msg);
+    }
+    const f = this.failure;
+    this.failAll((sc) => new DillError("ECONNRESET", sc, f.message.replace(/^\w+: ECONNRESET: /, "")));
+    return new DillError("ECONNRESET", syscall, f.message.replace(/^\w+: ECONNRESET: /, ""));
+  }
+
+  private failAll(err: (syscall: string) => DillError): void {
+    for (const w of this.recvWaiters.splice(0)) w.reject(err(w.syscall));
+    for (const w of this.pings.splice(0)) w.reject(err(w.syscall));
+    for (const w of this.closeWaiters.splice(0)) w.reject(err(w.syscall));
+  }
+
+  /** Runs step() and turns violations into a failed connection. */
+  private stepOrFail(syscall: string): WsMessage | null {
+    try {
+      return this.step();
+    } catch (e) {
+      if (e instanceof ProtocolError) throw this.violation(e, syscall);
+      throw e;
+    }
+  }
+
+  private wanted(): boolean {
+    return this.recvWaiters.length > 0 || this.pings.length > 0 || this.closeWaiters.length > 0;
+  }
+
+  /** Starts the reader if it is not running; it stops when nobody waits. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    // Outside any coroutine: the reader serves every waiter, not one scope.
+    coScope.exit(() => { void this.pumpLoop(); });
+  }
+
+  private async pumpLoop(): Promise<void> {
+    try {
+      while (this.wanted() && this.failure === null && !this.destroyed) {
+        const m = this.stepOrFail("wsRecv");
+        if (m !== null) { this.deliver(m); continue; }
+        if (this.peerClose !== null) return;
+        await this.s.fill(this.need, "wsRecv", -1, undefined);
+      }
+    } catch (e) {
+      if (!this.destroyed && this.failure === null) this.broken(e, "wsRecv");
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private deliver(m: WsMessage): void {
+    const w = this.recvWaiters.shift();
+    if (w !== undefined) w.resolve(m);
+    else this.inbox.push(m);
+  }
+
+  /** The error a call gets on a connection that is over, or null. */
+  private stateError(syscall: string, sending: boolean): DillError | null {
+    if (this.failure !== null) return new DillError("ECONNRESET", syscall, this.failure.message.replace(/^\w+: ECONNRESET: /, ""));
+    if (this.peerClose !== null) return new DillError("EPIPE", syscall, "the peer closed the WebSocket");
+    if (sending && this.sentClose) return new DillError("EPIPE", syscall, "this side already sent its close frame");
+    return null;
+  }
+
+  /** Receives one whole message, in call order among concurrent callers. */
+  recv(syscall: string, dl: number, opts: CallOptions | undefined): Promise<WsMessage> {
+    try {
+      checkCancelled(syscall, opts);
+      if (this.recvWaiters.length === 0) {
+        const queued = this.inbox.shift();
+        if (queued !== undefined) return Promise.resolve(queued);
+        if (this.failure === null && this.peerClose === null) {
+          const m = this.stepOrFail(syscall);
+          if (m !== null) return Promise.resolve(m);
+        }
+      }
+      const e = this.stateError(syscall, false);
+      if (e !== null) throw e;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return block<WsMessage>(syscall, dl, opts, (resolve, reject) => {
+      const w: Waiter<WsMessage> = { resolve, reject, syscall };
+      this.recvWaiters.push(w);
+      this.pump();
+      return () => { const i = this.recvWaiters.indexOf(w); if (i >= 0) this.recvWaiters.splice(i, 1); };
+    });
+  }
+
+  // ------------------------------------------------------------------ send
+
+  /** Builds one frame as write units; masks (client) into a fresh buffer. */
+  private frame(op: number, data: Payload): Buffer | Buffer[] {
+    const client = this.client;
+    let len: number;
+    if (typeof data === "string") len = Buffer.byteLength(data, "utf8");
+    else if (Buffer.isBuffer(data)) len = data.length;
+    else { len = 0; for (const c of data as readonly Uint8Array[]) len += c.length; }
+    const hl = encodedHeaderLength(len, client);
+    if (!client && len > COPY_LIMIT) {
+      const head = Buffer.allocUnsafe(hl);
+      encodeHeader(head, 0, true, op, len, null);
+      if (typeof data === "string") return [head, Buffer.from(data, "utf8")];
+      if (Buffer.isBuffer(data)) return [head, data];
+      return [head, ...(data as readonly Uint8Array[]).map(toBuffer)];
+    }
+    const out = Buffer.allocUnsafe(hl + len);
+    if (client) { drawMask(out, hl - 4); encodeHeader(out, 0, true, op, len, out, hl - 4); }
+    else encodeHeader(out, 0, true, op, len, null);
+    if (typeof data === "string") out.write(data, hl, "utf8");
+    else if (Buffer.isBuffer(data)) data.copy(out, hl);
+    else { let p = hl; for (const c of data as readonly Uint8Array[]) { out.set(c, p); p += c.length; } }
+    if (client) applyMask(out, hl, hl + len, out, hl - 4, 0);
+    return out;
+  }
+
+  /** Writes a control frame at once (frames are written whole, so this never splits another). */
+  private writeNow(op: number, p: Buffer): void {
+    if (this.s.ended || this.s.destroyed) return;
+    this.s.writeNow(this.frame(op, p));
+  }
+
+  /** Sends one frame all-or-nothing, after frames already queued. */
+  async send(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
+             closing = false): Promise<void> {
+    checkCancelled(syscall, opts);
+    let e = this.stateError(syscall, true);
+    if (e !== null) throw e;
+    const f = this.frame(op, data);
+    const s = this.s;
+    if (!s.canWrite()) {
+      await s.room(syscall, dl, opts);
+      s.writeLock.release(); // we write synchronously right below
+      e = this.stateError(syscall, true) ?? s.writeError(syscall);
+      if (e !== null) throw e;
+    } else {
+      e = s.writeError(syscall);
+      if (e !== null) throw e;
+    }
+    if (closing) this.sentClose = true;
+    s.writeNow(f);
+  }
+
+  async ping(syscall: string, data: Buffer | null, dl: number, opts: CallOptions | undefined): Promise<number> {
+    let payload = data;
+    if (payload === null) {
+      payload = Buffer.allocUnsafe(8);
+      payload.writeDoubleBE(++this.pingSeq, 0);
+    }
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw new DillError("EINVAL", syscall, "a ping carries at most 125 bytes");
+    const t0 = performance.now();
+    await this.send(syscall, OP_PING, payload, dl, opts);
+    const p = payload;
+    return block<number>(syscall, dl, opts, (resolve, reject) => {
+      const w: PingWaiter = { resolve, reject, syscall, payload: p, t0 };
+      this.pings.push(w);
+      this.pump();
+      return () => { const i = this.pings.indexOf(w); if (i >= 0) this.pings.splice(i, 1); };
+    });
+  }
+
+  // ----------------------------------------------------------------- close
+
+  async done(syscall: string, status: number, reason: string | Uint8Array | null, dl: number,
+             opts: CallOptions | undefined): Promise<void> {
+    const p = closePayload(status, reason, syscall);
+    await this.send(syscall, OP_CLOSE, p, dl, opts, true);
+  }
+
+  /** Completes the close handshake, discarding messages; the stream is left as is. */
+  async finish(syscall: string, status: number, reason: string | Uint8Array | null, dl: number,
+               opts: CallOptions | undefined): Promise<void> {
+    const p = closePayload(status, reason, syscall);
+    if (this.failure !== null) throw this.stateError(syscall, false)!;
+    if (!this.sentClose && this.peerClose === null) await this.send(syscall, OP_CLOSE, p, dl, opts, true);
+    if (this.peerClose !== null) return;
+    this.discarding = true;
+    this.inbox.length = 0;
+    this.parts = [];
+    // Discard what is already buffered before waiting.
+    while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }
+    if (this.peerClose !== null) return;
+    await block<undefined>(syscall, dl, opts, (resolve, reject) => {
+      const w: Waiter<undefined> = { resolve, reject, syscall };
+      this.closeWaiters.push(w);
+      this.pump();
+      return () => { const i = this.closeWaiters.indexOf(w); if (i >= 0) this.closeWaiters.splice(i, 1); };
+    });
+  }
+
+  status(syscall: string): { status: number; reason: string } {
+    if (this.peerClose !== null) return { status: this.peerClose.status, reason: this.peerClose.reason };
+    if (this.failure !== null) return { status: 1006, reason: "" };
+    throw new DillError("EAGAIN", syscall, "the peer has not sent a close frame yet");
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.failAll((sc) => new DillError("ECANCELED", sc, "the handle was closed while the call waited"));
+    this.s.destroy();
+  }
+}
