@@ -32,6 +32,11 @@ export class ByteStream implements HandleObject {
   destroyed = false;
   private paused = false;
   private reader: ReadWaiter | null = null;
+  /**
+   * Set by a protocol layer that parses in place: called (synchronously) when
+   * bytes arrive or the stream ends or fails. It must not throw.
+   */
+  onReadable: (() => void) | null = null;
   private drain: DrainWaiter | null = null;
   private finishWaiters: Array<() => void> = [];
 
@@ -55,7 +60,8 @@ export class ByteStream implements HandleObject {
     this.buffered += chunk.length;
     const r = this.reader;
     if (r !== null && this.buffered >= r.need) { this.reader = null; r.resolve(undefined); }
-    if (this.buffered >= Math.max(READ_HIGH_WATER, this.reader?.need ?? 0) && !this.paused) {
+    if (this.onReadable !== null) this.onReadable();
+    if (this.buffered >= Math.max(READ_HIGH_WATER, this.reader?.need ?? 0) && !this.paused && !this.destroyed) {
       this.paused = true;
       this.sock.pause();
     }
@@ -81,6 +87,7 @@ export class ByteStream implements HandleObject {
   private wakeReader(): void {
     const r = this.reader;
     if (r !== null) { this.reader = null; r.resolve(undefined); }
+    if (this.onReadable !== null) this.onReadable();
   }
   private wakeDrain(): void {
     const d = this.drain;
@@ -333,6 +340,7 @@ export class ByteStream implements HandleObject {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.onReadable = null;
     this.sock.destroy();
     // Waiters re-check their state on waking and see the handle is gone.
     this.wakeReader();

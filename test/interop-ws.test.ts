@@ -4,7 +4,7 @@ import { WebSocket, WebSocketServer, type RawData } from "ws";
 import {
   DillError, go, hclose, ipaddrLocal, ipaddrPort, now, tcpAccept, tcpConnect, tcpListen, tcpLocalAddr,
   wsAttachClient, wsAttachServer, wsDone, wsMessages, wsPing, wsProtocol, wsRecv, wsSend, wsStatus,
-  WS_BINARY, WS_TEXT, type WsHandle,
+  WS_BINARY, WS_TEXT, type WsHandle, type WsAttachServerOptions, type WsAttachClientOptions,
 } from "../lib/index";
 import { resourceBaseline } from "./helpers/leaks";
 
@@ -32,7 +32,7 @@ async function wsServer(opts: ConstructorParameters<typeof WebSocketServer>[0] =
   return { wss, port, close: () => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()); }) };
 }
 
-async function dillClient(port: number, o: Parameters<typeof wsAttachClient>[5] = {}): Promise<WsHandle> {
+async function dillClient(port: number, o: WsAttachClientOptions = {}): Promise<WsHandle> {
   const t = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
   return wsAttachClient(t, WS_TEXT, "/path?q=1", `127.0.0.1:${port}`, T(), { maxMessageSize: 16 << 20, ...o });
 }
@@ -125,7 +125,7 @@ describe("dillws client → ws server", () => {
 
 describe("ws client → dillws server", () => {
   async function dillServer(handler: (ws: WsHandle, r: Awaited<ReturnType<typeof wsAttachServer>>) => Promise<void>,
-                            o: Parameters<typeof wsAttachServer>[2] = {}) {
+                            o: WsAttachServerOptions = {}) {
     const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0));
     const port = ipaddrPort(tcpLocalAddr(ls));
     const co = go(async () => {

@@ -3,7 +3,7 @@ import {
   brecv, bsend, bundle, bundleGo, bundleWait, DillError, go, hclose, ipaddrLocal, ipaddrPort, ipcPair, mrecv, msend,
   now, tcpAccept, tcpConnect, tcpListen, tcpLocalAddr, wsAttachClient, wsAttachServer, wsDetach, wsDone, wsMessages,
   wsPing, wsProtocol, wsRecv, wsRequestKey, wsResponseKey, wsSend, wsSendl, wsStatus, WS_BINARY, WS_NOHTTP, WS_TEXT,
-  type TcpListener, type WsHandle,
+  type TcpListener, type WsHandle, type WsAttachServerOptions, type WsAttachClientOptions,
 } from "../lib/index";
 import { resourceBaseline } from "./helpers/leaks";
 import { accept, rawConnect, rawFrame, rawServer, upgradeRequest, type RawPeer } from "./helpers/raw";
@@ -307,7 +307,7 @@ describe("closing", () => {
 });
 
 /** A server attached over TCP to a raw client that has sent `bytes`. */
-async function serverWithRaw(bytes: Buffer | string, o: Parameters<typeof wsAttachServer>[2] = {}) {
+async function serverWithRaw(bytes: Buffer | string, o: WsAttachServerOptions = {}) {
   const [ls, port] = await listener();
   const peer = await rawConnect(port);
   peer.write(bytes);
@@ -443,7 +443,7 @@ describe("HTTP handshake, server side", () => {
 });
 
 describe("HTTP handshake, client side", () => {
-  async function clientAgainst(answer: (key: string) => string, o: Parameters<typeof wsAttachClient>[5] = {}) {
+  async function clientAgainst(answer: (key: string) => string, o: WsAttachClientOptions = {}) {
     const srv = await rawServer();
     const t = await tcpConnect(ipaddrLocal("127.0.0.1", srv.port), T());
     const p = wsAttachClient(t, WS_TEXT, "/path", "example.test", T(), o);

@@ -3,11 +3,11 @@ import { performance } from "node:perf_hooks";
 import { DillError } from "../errors";
 import type { HandleObject } from "../handles";
 import type { ByteStream } from "../stream";
-import { block, checkCancelled, coScope, type CallOptions } from "../wait";
+import { block, checkCancelled, type CallOptions } from "../wait";
 import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
 import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
 import {
-  decodeHeader, encodeHeader, encodedHeaderLength, headerLength, isControl, newHeader,
+  decodeHeader, encodeHeader, encodedHeaderLength, isControl, newHeader,
   MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 } from "./frame";
 import { applyMask, drawMask } from "./mask";
@@ -62,8 +62,8 @@ export function closePayload(status: number, reason: string | Uint8Array | null,
 
 /**
  * One WebSocket session over a byte stream: drives the pure frame codec,
- * keeps partial messages across calls (a deadline loses nothing) and runs a
- * reader ("pump") only while some call waits for input.
+ * keeps partial messages across calls (a deadline loses nothing) and parses
+ * on arrival only while some call waits for input.
  */
 export class WsConn implements HandleObject {
   readonly kind = "ws";
@@ -83,13 +83,11 @@ export class WsConn implements HandleObject {
   private parts: Buffer[] = [];
   private partsLen = 0;
   private readonly utf8 = new Utf8Validator();
-  private need = 2;
 
   private readonly inbox: WsMessage[] = [];
   private readonly recvWaiters: Array<Waiter<WsMessage>> = [];
   private readonly pings: PingWaiter[] = [];
   private readonly closeWaiters: Array<Waiter<undefined>> = [];
-  private pumping = false;
   private discarding = false;
   private pingSeq = 0;
 
@@ -111,7 +109,7 @@ export class WsConn implements HandleObject {
 
   /**
    * Consumes buffered bytes until a data message is complete (returned) or
-   * more input is needed (null, with `need` set). Control frames are handled
+   * more input is needed (null). Control frames are handled
    * on the way. Nothing after the peer's close frame is consumed.
    */
   private step(): WsMessage | null {
@@ -121,17 +119,17 @@ export class WsConn implements HandleObject {
       if (this.peerClose !== null) return null;
       if (!this.inFrame) {
         const avail = s.buffered;
-        if (avail < 2) { this.need = 2; return null; }
+        if (avail < 2) return null;
         const hb = s.peekSmall(Math.min(avail, 14));
         const hl = decodeHeader(hb, 0, hb.length, h);
-        if (hl === 0) { this.need = headerLength(hb[1]!); return null; }
+        if (hl === 0) return null;
         if (h.masked === this.client) {
           throw new ProtocolError(CLOSE_PROTOCOL, this.client ? "the server sent a masked frame" : "the client sent an unmasked frame");
         }
         if (h.masked) { this.key[0] = hb[h.maskOffset]!; this.key[1] = hb[h.maskOffset + 1]!; this.key[2] = hb[h.maskOffset + 2]!; this.key[3] = hb[h.maskOffset + 3]!; }
         const op = h.opcode;
         if (isControl(op)) {
-          if (avail < hl + h.length) { this.need = hl + h.length; return null; }
+          if (avail < hl + h.length) return null;
           s.skip(hl);
           let p = EMPTY;
           if (h.length > 0) {
@@ -158,7 +156,7 @@ export class WsConn implements HandleObject {
       // Payload of a data frame, taken as it arrives (text checked on the fly).
       while (this.frameGot < h.length) {
         const first = s.firstAvail();
-        if (first === 0) { this.need = 1; return null; }
+        if (first === 0) return null;
         const k = Math.min(first, h.length - this.frameGot);
         const chunk = s.take(k);
         if (h.masked) applyMask(chunk, 0, k, this.key, 0, this.frameGot);
@@ -258,27 +256,31 @@ export class WsConn implements HandleObject {
     return this.recvWaiters.length > 0 || this.pings.length > 0 || this.closeWaiters.length > 0;
   }
 
-  /** Starts the reader if it is not running; it stops when nobody waits. */
-  private pump(): void {
-    if (this.pumping) return;
-    this.pumping = true;
-    // Outside any coroutine: the reader serves every waiter, not one scope.
-    coScope.exit(() => { void this.pumpLoop(); });
-  }
-
-  private async pumpLoop(): Promise<void> {
+  /**
+   * Parses what arrived, in the stream's data event, for as long as some call
+   * waits; then stops listening so unwanted input stays in the socket
+   * (backpressure). Never throws: failures go to the waiters.
+   */
+  private readonly drive = (): void => {
     try {
       while (this.wanted() && this.failure === null && !this.destroyed) {
         const m = this.stepOrFail("wsRecv");
         if (m !== null) { this.deliver(m); continue; }
-        if (this.peerClose !== null) return;
-        await this.s.fill(this.need, "wsRecv", -1, undefined);
+        if (this.peerClose === null) {
+          const e = this.s.readError("wsRecv");
+          if (e !== null) this.broken(e, "wsRecv");
+        }
+        break;
       }
-    } catch (e) {
-      if (!this.destroyed && this.failure === null) this.broken(e, "wsRecv");
-    } finally {
-      this.pumping = false;
+    } catch {
+      // stepOrFail has already failed the waiters.
     }
+    this.s.onReadable = this.wanted() && this.failure === null && !this.destroyed ? this.drive : null;
+  };
+
+  /** Starts parsing on arrival for a waiter just queued. */
+  private listen(): void {
+    this.s.onReadable = this.drive;
   }
 
   private deliver(m: WsMessage): void {
@@ -305,6 +307,10 @@ export class WsConn implements HandleObject {
         if (this.failure === null && this.peerClose === null) {
           const m = this.stepOrFail(syscall);
           if (m !== null) return Promise.resolve(m);
+          if (this.peerClose === null) {
+            const e = this.s.readError(syscall);
+            if (e !== null) throw this.broken(e, syscall);
+          }
         }
       }
       const e = this.stateError(syscall, false);
@@ -315,7 +321,7 @@ export class WsConn implements HandleObject {
     return block<WsMessage>(syscall, dl, opts, (resolve, reject) => {
       const w: Waiter<WsMessage> = { resolve, reject, syscall };
       this.recvWaiters.push(w);
-      this.pump();
+      this.listen();
       return () => { const i = this.recvWaiters.indexOf(w); if (i >= 0) this.recvWaiters.splice(i, 1); };
     });
   }
@@ -387,7 +393,8 @@ export class WsConn implements HandleObject {
     return block<number>(syscall, dl, opts, (resolve, reject) => {
       const w: PingWaiter = { resolve, reject, syscall, payload: p, t0 };
       this.pings.push(w);
-      this.pump();
+      this.listen();
+      this.drive();
       return () => { const i = this.pings.indexOf(w); if (i >= 0) this.pings.splice(i, 1); };
     });
   }
@@ -416,7 +423,8 @@ export class WsConn implements HandleObject {
     await block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const w: Waiter<undefined> = { resolve, reject, syscall };
       this.closeWaiters.push(w);
-      this.pump();
+      this.listen();
+      this.drive();
       return () => { const i = this.closeWaiters.indexOf(w); if (i >= 0) this.closeWaiters.splice(i, 1); };
     });
   }
