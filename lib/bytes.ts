@@ -11,7 +11,9 @@ function stream(h: ByteHandle, syscall: string): ByteStream {
 export async function bsend(h: ByteHandle, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
   const s = stream(h, "bsend");
   if (typeof data !== "string" && !(data instanceof Uint8Array)) throw new DillError("EINVAL", "bsend", "data must be a string or a Uint8Array");
-  await s.send(typeof data === "string" ? data : toBuffer(data), "bsend", dl, opts);
+  // A copy: the caller may reuse its buffer as soon as bsend resolves, while
+  // the socket may still be writing from ours.
+  await s.send(typeof data === "string" ? data : Buffer.from(data), "bsend", dl, opts);
 }
 
 /** Sends several chunks as one unit (gathered write). */
@@ -20,7 +22,7 @@ export async function bsendl(h: ByteHandle, chunks: readonly Uint8Array[], dl: n
   if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) {
     throw new DillError("EINVAL", "bsendl", "chunks must be an array of Uint8Array");
   }
-  await s.send(chunks.filter((c) => c.length > 0), "bsendl", dl, opts);
+  await s.send(Buffer.concat(chunks), "bsendl", dl, opts);
 }
 
 /** Receives exactly `len` bytes. Nothing is consumed on failure. */
@@ -47,8 +49,4 @@ export async function brecv(h: ByteHandle, len: number, dl: number, opts?: CallO
   } finally {
     s.readLock.release();
   }
-}
-
-function toBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }

@@ -61,7 +61,8 @@ export function parseHead(buf: Uint8Array, limits: HeadLimits = DEFAULT_HEAD_LIM
     if (c <= 0) throw new HeadError("malformed", "header line without a name and colon");
     const name = line.slice(0, c);
     if (!TOKEN.test(name)) throw new HeadError("malformed", `invalid header name ${JSON.stringify(name)}`);
-    const value = line.slice(c + 1).trim();
+    // Optional white space is SP and HTAB only (RFC 9110 5.6.3).
+    const value = line.slice(c + 1).replace(/^[ \t]+|[ \t]+$/g, "");
     if (/[\0\r\n]/.test(value)) throw new HeadError("malformed", "control character in a header value");
     fields.push([name.toLowerCase(), value]);
   }

@@ -9,6 +9,19 @@ export const IPADDR_IPV6 = 2;
 export const IPADDR_PREF_IPV4 = 3;
 export const IPADDR_PREF_IPV6 = 4;
 
+function canonical6(a: string): string {
+  const zone = a.indexOf("%");
+  const base = zone >= 0 ? a.slice(0, zone) : a;
+  let host = new URL(`http://[${base}]/`).hostname.slice(1, -1);
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (m !== null) {
+    const hi = parseInt(m[1]!, 16);
+    const lo = parseInt(m[2]!, 16);
+    host = `::ffff:${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return host + (zone >= 0 ? a.slice(zone) : "");
+}
+
 /** An IP address and port: an immutable value. */
 export class IpAddr {
   readonly family: 4 | 6;
@@ -16,7 +29,8 @@ export class IpAddr {
   readonly port: number;
   constructor(family: 4 | 6, address: string, port: number) {
     this.family = family;
-    this.address = address;
+    // The canonical text form (RFC 5952), e.g. "0:0::1" → "::1".
+    this.address = family === 6 ? canonical6(address) : address;
     this.port = port;
     Object.freeze(this);
   }

@@ -30,6 +30,8 @@ export class ByteStream implements HandleObject {
   failure: DillError | null = null; // reset or other socket error
   ended = false; // our FIN was requested (done)
   destroyed = false;
+  /** tcpClose/ipcClose has begun: every other call is cancelled. */
+  closing = false;
   private paused = false;
   private reader: ReadWaiter | null = null;
   /**
@@ -96,7 +98,7 @@ export class ByteStream implements HandleObject {
 
   /** The error to report for a read that cannot be satisfied (or null: wait). */
   readError(syscall: string): DillError | null {
-    if (this.destroyed) return new DillError("ECANCELED", syscall, "the handle was closed");
+    if (this.destroyed || this.closing) return new DillError("ECANCELED", syscall, "the handle was closed");
     if (this.failure !== null) {
       const code = this.failure.code === "EPIPE" && !this.eof ? "ECONNRESET" : this.failure.code;
       return new DillError(code, syscall, this.failure.message.replace(/^socket: \w+: /, ""));
@@ -109,11 +111,12 @@ export class ByteStream implements HandleObject {
    * Waits until at least `n` bytes are buffered. Consumes nothing, so a
    * deadline or cancellation loses no byte.
    */
-  fill(n: number, syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+  fill(n: number, syscall: string, dl: number, opts: CallOptions | undefined, closer = false): Promise<void> {
     return block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const loop = (): void => {
         if (this.buffered >= n) { resolve(undefined); return; }
-        const e = this.readError(syscall);
+        const e = closer ? (this.destroyed ? this.readError(syscall) : this.eof || this.failure !== null ? new DillError("EPIPE", syscall) : null)
+          : this.readError(syscall);
         if (e !== null) { reject(e); return; }
         this.reader = { need: n, resolve: loop, reject };
         if (this.paused && this.buffered < n) { this.paused = false; this.sock.resume(); }
@@ -234,7 +237,7 @@ export class ByteStream implements HandleObject {
 
   /** The error for a write that cannot be done at all (or null). */
   writeError(syscall: string): DillError | null {
-    if (this.destroyed) return new DillError("ECANCELED", syscall, "the handle was closed");
+    if (this.destroyed || this.closing) return new DillError("ECANCELED", syscall, "the handle was closed");
     if (this.ended) return new DillError("EPIPE", syscall, "this side was already closed for sending");
     if (this.failure !== null) {
       return new DillError(this.failure.code === "EPIPE" ? "EPIPE" : "ECONNRESET", syscall,
@@ -319,6 +322,13 @@ export class ByteStream implements HandleObject {
    * deadline, then release the socket (also on ETIMEDOUT).
    */
   async close(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    // Calls still waiting on this stream are cancelled, as by hclose.
+    this.closing = true;
+    this.wakeReader();
+    this.wakeDrain();
+    const e = (sc: string): DillError => new DillError("ECANCELED", sc, "the handle was closed while the call waited");
+    this.readLock.failAll(e);
+    this.writeLock.failAll(e);
     try {
       if (!this.ended && this.failure === null && !this.destroyed) {
         this.ended = true;
@@ -326,7 +336,7 @@ export class ByteStream implements HandleObject {
       }
       while (!this.eof && this.failure === null && !this.destroyed) {
         if (this.buffered > 0) this.skip(this.buffered);
-        await this.fill(1, syscall, dl, opts).catch((e: unknown) => {
+        await this.fill(1, syscall, dl, opts, true).catch((e: unknown) => {
           if (e instanceof DillError && (e.code === "EPIPE" || e.code === "ECONNRESET")) return;
           throw e;
         });

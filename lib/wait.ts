@@ -24,10 +24,14 @@ export function checkCancelled(syscall: string, opts: CallOptions | undefined): 
   }
 }
 
+// Timers run on the event loop's cached clock and may fire up to a
+// millisecond before now() reaches the deadline: re-arm for the rest.
 function arm(ctrl: AbortController, dl: number): NodeJS.Timeout {
   const ms = dl - now();
-  if (ms > MAX_TIMER) return setTimeout(() => { timers.set(ctrl, arm(ctrl, dl)); }, MAX_TIMER);
-  return setTimeout(() => ctrl.abort(DEADLINE), Math.max(ms, 1));
+  return setTimeout(() => {
+    if (now() >= dl) ctrl.abort(DEADLINE);
+    else timers.set(ctrl, arm(ctrl, dl));
+  }, Math.min(Math.max(ms, 1), MAX_TIMER));
 }
 // The live timer of each deadline controller (re-arming replaces it).
 const timers = new WeakMap<AbortController, NodeJS.Timeout>();

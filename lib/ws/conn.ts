@@ -20,8 +20,6 @@ export const WS_NOHTTP = 2;
 export const DEFAULT_MAX_MESSAGE = 1 << 20;
 /** Auto-replies (pongs) are dropped while this much is queued unsent: a ping flood costs bounded memory. */
 const PONG_QUEUE_LIMIT = 1 << 20;
-/** Server frames up to this size are copied into one buffer with their header (one write). */
-const COPY_LIMIT = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -328,21 +326,16 @@ export class WsConn implements HandleObject {
 
   // ------------------------------------------------------------------ send
 
-  /** Builds one frame as write units; masks (client) into a fresh buffer. */
-  private frame(op: number, data: Payload): Buffer | Buffer[] {
+  /** Builds one frame; the client masks it in the same pass. */
+  private frame(op: number, data: Payload): Buffer {
     const client = this.client;
     let len: number;
     if (typeof data === "string") len = Buffer.byteLength(data, "utf8");
     else if (Buffer.isBuffer(data)) len = data.length;
     else { len = 0; for (const c of data as readonly Uint8Array[]) len += c.length; }
     const hl = encodedHeaderLength(len, client);
-    if (!client && len > COPY_LIMIT) {
-      const head = Buffer.allocUnsafe(hl);
-      encodeHeader(head, 0, true, op, len, null);
-      if (typeof data === "string") return [head, Buffer.from(data, "utf8")];
-      if (Buffer.isBuffer(data)) return [head, data];
-      return [head, ...(data as readonly Uint8Array[]).map(toBuffer)];
-    }
+    // Always one buffer of our own: one write per frame, and the caller may
+    // reuse its data as soon as the send resolves.
     const out = Buffer.allocUnsafe(hl + len);
     if (client) { drawMask(out, hl - 4); encodeHeader(out, 0, true, op, len, out, hl - 4); }
     else encodeHeader(out, 0, true, op, len, null);

@@ -98,10 +98,15 @@ export function checkRequest(h: Head): { req: WsRequest; key: string } {
   const v = headerValue(h, "sec-websocket-version");
   if (v !== "13") throw new HandshakeError(426, `Sec-WebSocket-Version ${v ?? "missing"}; only 13 is supported`);
   const headers: Record<string, string> = {};
-  for (const [n, val] of h.fields) headers[n] = headers[n] === undefined ? val : `${headers[n]}, ${val}`;
+  for (const [n, val] of h.fields) {
+    // Own properties only: names like "__proto__" or "constructor" are plain fields.
+    const v = Object.hasOwn(headers, n) ? `${headers[n]}, ${val}` : val;
+    Object.defineProperty(headers, n, { value: v, enumerable: true, writable: true, configurable: true });
+  }
   let resource = target;
   if (!target.startsWith("/")) {
-    const u = new URL(target);
+    let u: URL;
+    try { u = new URL(target); } catch { throw new HandshakeError(400, "malformed request target"); }
     resource = u.pathname + u.search;
   }
   return {
