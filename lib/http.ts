@@ -51,8 +51,10 @@ export function parseHead(buf: Uint8Array, limits: HeadLimits = DEFAULT_HEAD_LIM
   const first = lines[0]!;
   const a = first.indexOf(" ");
   const b = a < 0 ? -1 : first.indexOf(" ", a + 1);
-  if (a <= 0 || b < 0) throw new HeadError("malformed", "malformed start line");
-  const start: [string, string, string] = [first.slice(0, a), first.slice(a + 1, b), first.slice(b + 1)];
+  if (a <= 0) throw new HeadError("malformed", "malformed start line");
+  // A status line may lack its reason phrase ("HTTP/1.1 101"): accepted, as most peers do.
+  const start: [string, string, string] = b < 0 ? [first.slice(0, a), first.slice(a + 1), ""]
+    : [first.slice(0, a), first.slice(a + 1, b), first.slice(b + 1)];
   if (lines.length - 1 > limits.maxHeaders) throw new HeadError("too-large", `more than ${limits.maxHeaders} header lines`);
   const fields: Array<[string, string]> = [];
   for (let i = 1; i < lines.length; i++) {

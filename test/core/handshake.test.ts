@@ -390,3 +390,10 @@ describe("buildRefusal", () => {
     expect(h.start[2].length).toBeGreaterThan(0);
   });
 });
+
+describe("checkRequest: a request line without a version", () => {
+  it("is refused with 400", () => {
+    const h = parseHead(Buffer.from("GET /\r\nHost: a\r\n\r\n", "latin1"));
+    expect(() => checkRequest(h)).toThrow(expect.objectContaining({ status: 400 }));
+  });
+});

@@ -149,7 +149,6 @@ describe("parseHead: malformed", () => {
   const bad: Array<[string, string]> = [
     ["an empty head", "\r\n\r\n"],
     ["a start line without spaces", "GET\r\nHost: a\r\n\r\n"],
-    ["a start line with one space", "GET /\r\nHost: a\r\n\r\n"],
     ["a start line starting with a space", " GET / HTTP/1.1\r\n\r\n"],
     ["a header line without a colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n"],
     ["a header line starting with a colon", "GET / HTTP/1.1\r\n: a\r\n\r\n"],
@@ -228,5 +227,12 @@ describe("header helpers", () => {
     expect(safeHeader("X A", "b")).toBe(false);
     expect(safeHeader("X:A", "b")).toBe(false);
     expect(safeHeader("", "b")).toBe(false);
+  });
+});
+
+describe("parseHead: a start line with one space", () => {
+  it("parses a status line without a reason phrase, with an empty third part", () => {
+    const h = parseHead(Buffer.from("HTTP/1.1 101\r\nUpgrade: websocket\r\n\r\n", "latin1"));
+    expect(h.start).toEqual(["HTTP/1.1", "101", ""]);
   });
 });
