@@ -5,7 +5,7 @@ import {
   brecv, bsend, bundle, bundleGo, bundleWait, go, hclose, ipaddrLocal, msleep, now, tcpAccept, tcpConnect,
   tcpDone, tcpListen, tcpLocalAddr, type TcpHandle,
 } from "../lib/index";
-import { checkError, checkResources, pause, rejects, tcpPair, throwsSync, track, waitFor } from "./helpers";
+import { checkError, checkResources, pause, rejects, tcpPair, throwsSync, track, waitFor } from "./helpers/foundation";
 
 const { own } = checkResources();
 

@@ -8,7 +8,7 @@ import {
   ipcDone, ipcListen, ipcPair, msleep, now, tcpAccept, tcpClose, tcpConnect, tcpDone, tcpListen,
   tcpLocalAddr, tcpRemoteAddr, type Handle,
 } from "../lib/index";
-import { checkResources, pause, rejects, tcpPair, throwsSync } from "./helpers";
+import { checkResources, pause, rejects, tcpPair, throwsSync } from "./helpers/foundation";
 
 const { own } = checkResources();
 

@@ -5,7 +5,7 @@ import {
   IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6, IpAddr, go, hclose, ipaddrLocal, ipaddrPort,
   ipaddrRemote, ipaddrStr, now,
 } from "../lib/index";
-import { checkError, checkResources, rejects, throwsSync, waitFor } from "./helpers";
+import { checkError, checkResources, rejects, throwsSync, waitFor } from "./helpers/foundation";
 
 checkResources();
 

@@ -1,10 +1,11 @@
 // Shared helpers of the foundation tests (time, handles, coroutines, TCP, IPC).
+import { createHook } from "node:async_hooks";
 import { constants } from "node:os";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import {
   DillError, hclose, msleep, now, tcpConnect, tcpListen, tcpAccept, tcpLocalAddr, ipaddrLocal,
   type Handle, type TcpHandle,
-} from "../lib/index";
+} from "../../lib/index";
 
 const errnos = constants.errno as Record<string, number>;
 
@@ -71,6 +72,7 @@ export async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> 
 }
 
 export const RESOURCE_KINDS = ["TCPSocketWrap", "TCPServerWrap", "PipeWrap", "PipeServerWrap", "Timeout"] as const;
+const SOCKET_KINDS = RESOURCE_KINDS.filter((k) => k !== "Timeout");
 
 function resources(): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -79,28 +81,82 @@ function resources(): Record<string, number> {
   return counts;
 }
 
+// The test runner keeps refed timers of its own (RPC batching) that come and
+// go between the baseline and the check, so a bare count of "Timeout" can both
+// miss a leaked timer and report a false one. Timers are therefore followed one
+// by one: every Timeout created by code outside node_modules (dillws or the
+// tests) is recorded, and forgotten when it fires or is cleared.
+interface TimerRecord { resource: { hasRef?: () => boolean; _destroyed?: boolean }; where: string }
+function creator(stack: string): string {
+  for (const line of stack.split("\n").slice(1)) {
+    if (line.includes("node:") || line.includes("foundation.ts")) continue;
+    return line.trim();
+  }
+  return "";
+}
+function followTimers(): { live: () => string[]; stop: () => void } {
+  const timers = new Map<number, TimerRecord>();
+  const hook = createHook({
+    init(id, type, _trigger, resource) {
+      if (type !== "Timeout") return;
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 30;
+      const where = creator(new Error().stack ?? "");
+      Error.stackTraceLimit = limit;
+      if (where === "" || where.includes("/node_modules/")) return;
+      timers.set(id, { resource: resource as TimerRecord["resource"], where });
+    },
+    destroy(id) { timers.delete(id); },
+  });
+  hook.enable();
+  return {
+    // Destroy hooks run late; a timer that fired or was cleared is marked at once.
+    live: () => [...timers.values()]
+      .filter((t) => t.resource._destroyed !== true && t.resource.hasRef?.() !== false).map((t) => t.where),
+    stop: () => { hook.disable(); },
+  };
+}
+
 /**
- * Registers a baseline of sockets, servers and timers before the file's tests
- * and, after them, checks (with a bounded settle, closes being asynchronous)
- * that none were left behind. Also closes, after each test, the handles a
- * failed test registered with `own` and did not get to close.
+ * Registers a baseline of sockets and servers (from
+ * process.getActiveResourcesInfo()) before the file's tests and follows the
+ * timers they create; after them, checks (with a bounded settle, closes being
+ * asynchronous) that no socket, server or timer was left behind. Also closes,
+ * after each test, the handles a failed test registered with `own` and did not
+ * get to close.
  */
 export function checkResources(): { own: <H extends number>(h: H) => H } {
   let baseline: Record<string, number> = {};
   let owned: number[] = [];
-  beforeAll(() => { baseline = resources(); });
+  let timers: ReturnType<typeof followTimers> | null = null;
+  beforeAll(() => {
+    baseline = resources();
+    timers = followTimers();
+  });
   afterEach(() => {
     for (const h of owned.splice(0)) {
       try { hclose(h as Handle); } catch { /* already closed: fine */ }
     }
   });
+  const left = (): Record<string, number | string[]> => {
+    const cur = resources();
+    const out: Record<string, number | string[]> = {};
+    for (const k of SOCKET_KINDS) if (cur[k]! !== baseline[k]) out[k] = cur[k]! - baseline[k]!;
+    const t = timers?.live() ?? [];
+    if (t.length > 0) out["Timeout"] = t;
+    return out;
+  };
   afterAll(async () => {
-    let cur = resources();
-    for (let i = 0; i < 100 && JSON.stringify(cur) !== JSON.stringify(baseline); i++) {
-      await msleep(now() + 50);
-      cur = resources();
+    try {
+      let l = left();
+      for (let i = 0; i < 100 && Object.keys(l).length > 0; i++) {
+        await msleep(now() + 50);
+        l = left();
+      }
+      expect(l, "sockets/servers/timers left open by the tests (counts beyond the baseline; timers by creator)").toEqual({});
+    } finally {
+      timers?.stop();
     }
-    expect(cur, "sockets/servers/timers left open by the tests").toEqual(baseline);
   }, 10_000);
   return { own: <H extends number>(h: H): H => { owned.push(h); return h; } };
 }

@@ -1,0 +1,99 @@
+import {
+  bundle, bundleGo, hclose, ipaddrLocal, ipaddrPort, now, tcpConnect, tcpIncoming, tcpListen, tcpLocalAddr,
+  wsAttachClient, wsAttachServer, wsDone, wsMessages, wsRecv, wsSend, WS_BINARY, WS_TEXT, type WsHandle,
+} from "../../lib/index";
+import { MB, seconds, type Impl, type Params, type Scenario } from "../common";
+
+const DL = 30000;
+const LIMIT = 64 << 20;
+const clients = new Set<WsHandle>();
+
+async function serve(scn: Scenario, p: Params, ws: WsHandle): Promise<void> {
+  if (scn === "fanout" || scn === "idle") {
+    clients.add(ws);
+    try { for await (const _ of wsMessages(ws)) { /* idle */ } } finally { clients.delete(ws); }
+    return;
+  }
+  let got = 0;
+  for await (const m of wsMessages(ws)) {
+    if (scn === "pingpong" || scn === "handshake") await wsSend(ws, m.flags, m.data, now() + DL);
+    else if (scn === "upload") { if (++got === p.count) await wsSend(ws, WS_TEXT, "done", now() + DL); }
+    else if (scn === "download") {
+      const payload = Buffer.alloc(p.size, 1);
+      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, payload, now() + DL);
+    }
+  }
+}
+
+export const impl: Impl = {
+  async server(scn, p) {
+    const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0), 4096);
+    const b = bundle();
+    void (async () => {
+      for await (const s of tcpIncoming(ls)) {
+        bundleGo(b, async () => {
+          const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+          try { await serve(scn, p, ws); } catch { /* peer gone */ } finally { hclose(ws); }
+        });
+      }
+    })();
+    return ipaddrPort(tcpLocalAddr(ls));
+  },
+
+  async broadcast(p) {
+    const payload = Buffer.alloc(p.size, 1);
+    for (let i = 0; i < p.count; i++) {
+      await Promise.all([...clients].map((ws) => wsSend(ws, WS_BINARY, payload, now() + DL)));
+    }
+  },
+
+  async client(scn, p, port, ready, waitGo) {
+    const open = async (): Promise<WsHandle> => {
+      const s = await tcpConnect(ipaddrLocal("127.0.0.1", port), now() + DL);
+      return wsAttachClient(s, WS_BINARY, "/", "127.0.0.1", now() + DL, { maxMessageSize: LIMIT });
+    };
+    if (scn === "handshake") {
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: p.conns }, async () => {
+        for (let i = 0; i < p.count / p.conns; i++) {
+          const ws = await open();
+          await wsDone(ws, 1000, null, now() + DL);
+          await wsRecv(ws, now() + DL).catch(() => undefined);
+          hclose(ws);
+        }
+      }));
+      return { value: p.count / seconds(t0), unit: "handshakes/s" };
+    }
+    if (scn === "idle" || scn === "fanout") {
+      const all: WsHandle[] = [];
+      for (let i = 0; i < p.conns; i++) all.push(await open());
+      ready();
+      if (scn === "idle") { await waitGo(); all.forEach((ws) => hclose(ws)); return { value: 0, unit: "" }; }
+      let t0 = 0;
+      await Promise.all(all.map(async (ws) => {
+        for (let i = 0; i < p.count; i++) { await wsRecv(ws, now() + DL); if (t0 === 0) t0 = performance.now(); }
+      }));
+      const v = (p.count * p.conns) / seconds(t0);
+      all.forEach((ws) => hclose(ws));
+      return { value: v, unit: "msgs/s" };
+    }
+    const ws = await open();
+    const payload = Buffer.alloc(p.size, 1);
+    const t0 = performance.now();
+    if (scn === "pingpong") {
+      for (let i = 0; i < p.count; i++) { await wsSend(ws, WS_BINARY, payload, now() + DL); await wsRecv(ws, now() + DL); }
+      hclose(ws);
+      return { value: p.count / seconds(t0), unit: "round trips/s" };
+    }
+    if (scn === "upload") {
+      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, payload, now() + DL);
+      await wsRecv(ws, now() + DL);
+    } else {
+      await wsSend(ws, WS_TEXT, "go", now() + DL);
+      for (let i = 0; i < p.count; i++) await wsRecv(ws, now() + DL);
+    }
+    const v = (p.size * p.count) / MB / seconds(t0);
+    hclose(ws);
+    return { value: v, unit: "MB/s" };
+  },
+};

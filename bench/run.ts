@@ -1,0 +1,114 @@
+// npm run bench [-- --quick] [--repeats N] [--only scenario,...]
+// Runs every implementation's server and client in separate processes, in
+// one run, and prints medians side by side with ratios; raw numbers go to
+// bench/results.json with the machine's details.
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Params, Scenario } from "./common";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const repeats = quick ? 1 : Number(args[args.indexOf("--repeats") + 1] ?? 5) || 5;
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
+const worker = fileURLToPath(new URL("./worker.ts", import.meta.url));
+
+interface Case { name: string; scn: Scenario; p: Params; higherIsBetter: boolean }
+const q = (full: number, small: number): number => (quick ? small : full);
+const cases: Case[] = [
+  { name: "ping-pong 64 B", scn: "pingpong", p: { size: 64, count: q(50000, 500), conns: 1 }, higherIsBetter: true },
+  { name: "upload 64 B", scn: "upload", p: { size: 64, count: q(500000, 2000), conns: 1 }, higherIsBetter: true },
+  { name: "upload 16 KiB", scn: "upload", p: { size: 16384, count: q(40000, 200), conns: 1 }, higherIsBetter: true },
+  { name: "upload 1 MiB", scn: "upload", p: { size: 1 << 20, count: q(800, 5), conns: 1 }, higherIsBetter: true },
+  { name: "download 64 B", scn: "download", p: { size: 64, count: q(500000, 2000), conns: 1 }, higherIsBetter: true },
+  { name: "download 16 KiB", scn: "download", p: { size: 16384, count: q(40000, 200), conns: 1 }, higherIsBetter: true },
+  { name: "download 1 MiB", scn: "download", p: { size: 1 << 20, count: q(800, 5), conns: 1 }, higherIsBetter: true },
+  { name: "handshakes", scn: "handshake", p: { size: 0, count: q(4000, 40), conns: 8 }, higherIsBetter: true },
+  { name: "idle conns: heap/conn", scn: "idle", p: { size: 0, count: 0, conns: q(10000, 50) }, higherIsBetter: false },
+  { name: "fan-out 1000 clients", scn: "fanout", p: { size: 64, count: q(200, 5), conns: q(1000, 20) }, higherIsBetter: true },
+];
+const impls = ["dillws", "ws", "ws+bufferutil", "raw"] as const;
+type ImplName = typeof impls[number];
+
+function start(role: string, impl: ImplName, c: Case, port?: number): { proc: ChildProcess; next: (prefix: string) => Promise<string> } {
+  const env = { ...process.env };
+  if (impl === "ws") env.WS_NO_BUFFER_UTIL = "1";
+  const name = impl === "ws+bufferutil" ? "ws" : impl;
+  const proc = spawn(process.execPath, ["--import", "tsx", "--expose-gc", "--max-old-space-size=4096", worker, role, name, c.scn,
+    JSON.stringify(c.p), ...(port === undefined ? [] : [String(port)])], { env, stdio: ["pipe", "pipe", "inherit"] });
+  const rl = createInterface({ input: proc.stdout! });
+  const queue: string[] = [];
+  const waiters: Array<(l: string) => void> = [];
+  rl.on("line", (l) => { const w = waiters.shift(); if (w) w(l); else queue.push(l); });
+  const next = (prefix: string): Promise<string> => new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${impl} ${role} ${c.name}: no ${prefix} within 300 s`)), 300000);
+    const take = (l: string): void => {
+      if (l.startsWith(prefix)) { clearTimeout(t); resolve(l.slice(prefix.length).trim()); } else waiters.unshift(take);
+    };
+    const l = queue.shift();
+    if (l !== undefined) take(l); else waiters.push(take);
+  });
+  return { proc, next };
+}
+
+async function once(impl: ImplName, c: Case): Promise<number> {
+  const srv = start("server", impl, c);
+  try {
+    const port = Number(await srv.next("PORT"));
+    if (c.scn === "idle") {
+      srv.proc.stdin!.write("mem\n");
+      const m0 = JSON.parse(await srv.next("MEM")) as { heap: number };
+      const cl = start("client", impl, c, port);
+      await cl.next("READY");
+      await new Promise((r) => setTimeout(r, 500));
+      srv.proc.stdin!.write("mem\n");
+      const m1 = JSON.parse(await srv.next("MEM")) as { heap: number };
+      cl.proc.stdin!.write("go\n");
+      await cl.next("RESULT");
+      return (m1.heap - m0.heap) / c.p.conns;
+    }
+    const cl = start("client", impl, c, port);
+    if (c.scn === "fanout") {
+      await cl.next("READY");
+      srv.proc.stdin!.write("go\n");
+    }
+    const r = JSON.parse(await cl.next("RESULT")) as { value: number };
+    return r.value;
+  } finally {
+    srv.proc.stdin!.write("exit\n");
+    srv.proc.kill();
+  }
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+
+const results: Record<string, Record<string, number[]>> = {};
+const rows: string[][] = [];
+const fmt = (x: number): string => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(1));
+for (const c of cases) {
+  if (only !== null && !only.includes(c.scn)) continue;
+  results[c.name] = {};
+  for (let r = 0; r < repeats; r++) {
+    for (const impl of impls) {
+      (results[c.name]![impl] ??= []).push(await once(impl, c));
+    }
+  }
+  const m = Object.fromEntries(impls.map((i) => [i, median(results[c.name]![i]!)])) as Record<ImplName, number>;
+  // Ratios > 1 mean dillws is better, whichever way the figure points.
+  const ratio = (other: number): string => (c.higherIsBetter ? m.dillws / other : other / m.dillws).toFixed(2) + "x";
+  const unit = c.scn === "idle" ? "bytes" : c.scn === "pingpong" ? "rt/s" : c.scn === "handshake" ? "hs/s" : c.scn === "fanout" ? "msg/s" : "MB/s";
+  rows.push([c.name, unit, fmt(m.dillws), fmt(m.ws), fmt(m["ws+bufferutil"]), fmt(m.raw), ratio(m.ws), ratio(m["ws+bufferutil"]), c.scn === "handshake" || c.scn === "idle" ? "-" : ratio(m.raw)]);
+  process.stderr.write(`done: ${c.name}\n`);
+}
+
+const head = ["scenario", "unit", "dillws", "ws", "ws+bufferutil", "raw net", "vs ws", "vs ws+bu", "vs raw"];
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (r: string[]): string => r.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join("  ");
+const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), quick, repeats };
+console.log(`dillws benchmark ${machine.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpus} x ${machine.cpu}, medians of ${repeats}${quick ? " (quick smoke run)" : ""}`);
+console.log("ratios: > 1.00x means dillws is ahead (for heap/conn: uses less)");
+console.log(line(head));
+for (const r of rows) console.log(line(r));
+writeFileSync(fileURLToPath(new URL(quick ? "./results-quick.json" : "./results.json", import.meta.url)), JSON.stringify({ machine, results }, null, 2) + "\n");
