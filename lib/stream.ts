@@ -300,16 +300,25 @@ export class ByteStream implements HandleObject {
 
   /** Half-close: sends FIN after everything queued; later writes fail EPIPE. */
   async done(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
-    if (this.destroyed) throw new DillError("ECANCELED", syscall, "the handle was closed");
-    if (this.ended) throw new DillError("EPIPE", syscall, "this side was already closed for sending");
+    checkCancelled(syscall, opts);
+    const e = this.writeError(syscall);
+    if (e !== null) throw e;
     if (!this.writeLock.tryAcquire()) await this.writeLock.acquire(syscall, dl, opts);
     this.ended = true;
     this.writeLock.release();
     this.sock.end();
-    if (this.sock.writableFinished || this.sock.destroyed) return;
-    await block<undefined>(syscall, dl, opts, (resolve, reject) => {
+    await this.flushed(syscall, dl, opts);
+  }
+
+  /** Waits until every queued byte (and our FIN, if sent) went to the kernel. */
+  private flushed(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> | undefined {
+    if (this.sock.writableFinished || this.sock.destroyed || this.sock.writableLength === 0 && !this.sock.writableEnded) return;
+    return block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const f = (): void => {
         if (this.destroyed && !this.sock.writableFinished) reject(new DillError("ECANCELED", syscall, "the handle was closed"));
+        else if (!this.sock.writableFinished && this.failure !== null) {
+          reject(new DillError("ECONNRESET", syscall, "the connection was reset before the queued data was sent"));
+        }
         else resolve(undefined);
       };
       this.finishWaiters.push(f);
@@ -341,6 +350,8 @@ export class ByteStream implements HandleObject {
           throw e;
         });
       }
+      // The peer's FIN may come before ours left: queued bytes must still go out.
+      if (!this.destroyed && this.failure === null) await this.flushed(syscall, dl, opts);
     } finally {
       this.destroy();
     }
