@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { DillError } from "./errors";
 import { lookup, register, type BundleHandle, type CoHandle, type HandleObject } from "./handles";
 import { block, coScope, type CallOptions } from "./wait";
@@ -20,9 +21,16 @@ function start(fn: CoroutineFn, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** A cancellation source: every waiting call inside listens to it, so no listener cap. */
+function source(): AbortController {
+  const c = new AbortController();
+  setMaxListeners(0, c.signal);
+  return c;
+}
+
 class Coroutine implements HandleObject {
   readonly kind = "coroutine";
-  readonly ctrl = new AbortController();
+  readonly ctrl = source();
   destroy(): void { this.ctrl.abort(); }
 }
 
@@ -40,7 +48,7 @@ export function go(fn: CoroutineFn): CoHandle {
 
 class Bundle implements HandleObject {
   readonly kind = "bundle";
-  readonly ctrl = new AbortController();
+  readonly ctrl = source();
   running = 0;
   readonly idle: Array<() => void> = [];
   destroy(): void { this.ctrl.abort(); }

@@ -5,7 +5,7 @@ export type ErrorCode =
   | "EPIPE" | "ETIMEDOUT" | "ECANCELED" | "ECONNRESET" | "EPROTO" | "EMSGSIZE"
   | "EBADF" | "ENOTSUP" | "EINVAL" | "EAGAIN" | "ECONNREFUSED" | "EADDRINUSE"
   | "EADDRNOTAVAIL" | "ENOENT" | "EACCES" | "ENETUNREACH" | "EHOSTUNREACH"
-  | "ECONNABORTED" | "ENOTCONN" | "EIO";
+  | "ECONNABORTED" | "ENOTCONN" | "EIO" | "EMFILE" | "ENOMEM";
 
 const errnos = constants.errno as Record<string, number>;
 
@@ -31,6 +31,8 @@ const defaults: Record<ErrorCode, string> = {
   ECONNABORTED: "the connection was aborted",
   ENOTCONN: "the socket is not connected",
   EIO: "input/output error",
+  EMFILE: "too many open files: raise the descriptor limit (ulimit -n) or hold fewer sockets",
+  ENOMEM: "the system is out of memory or socket buffers",
 };
 
 /** The one error class of dillws: shaped like Node's system errors. */
@@ -38,11 +40,15 @@ export class DillError extends Error {
   readonly code: ErrorCode;
   readonly errno: number;
   readonly syscall: string;
+  /** The message without its "syscall: CODE: " prefix. */
+  readonly detail: string;
   /** HTTP status of a refused WebSocket handshake, when there was one. */
   declare httpStatus?: number;
 
   constructor(code: ErrorCode, syscall: string, message?: string, options?: { cause?: unknown }) {
-    super(`${syscall}: ${code}: ${message ?? defaults[code]}`, options);
+    const detail = message ?? defaults[code];
+    super(`${syscall}: ${code}: ${detail}`, options);
+    this.detail = detail;
     this.name = "DillError";
     this.code = code;
     this.errno = errnos[code] ?? 0;
@@ -68,6 +74,12 @@ export function fromNodeError(e: unknown, syscall: string): DillError {
       return new DillError("EACCES", syscall, msg, { cause: e });
     case "ENOTFOUND": case "EAI_NONAME": case "EAI_NODATA": case "ENODATA": case "EAI_FAIL":
       return new DillError("EADDRNOTAVAIL", syscall, msg, { cause: e });
+    case "EAI_AGAIN":
+      return new DillError("EADDRNOTAVAIL", syscall, `name resolution failed for now (try again later): ${msg}`, { cause: e });
+    case "EMFILE": case "ENFILE":
+      return new DillError("EMFILE", syscall, `${msg}: raise the descriptor limit (ulimit -n)`, { cause: e });
+    case "ENOBUFS": case "ENOMEM":
+      return new DillError("ENOMEM", syscall, msg, { cause: e });
     case "ERR_STREAM_WRITE_AFTER_END": case "ERR_STREAM_DESTROYED":
       return new DillError("EPIPE", syscall, msg, { cause: e });
     default:

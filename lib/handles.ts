@@ -9,7 +9,12 @@ export type TcpListener = number & { readonly [kindTag]: "tcp-listener" };
 export type IpcListener = number & { readonly [kindTag]: "ipc-listener" };
 /** Any byte-stream handle: what bsend/brecv and the WebSocket layer take. */
 export type ByteHandle = TcpHandle | IpcHandle;
-export type WsHandle = number & { readonly [kindTag]: "ws" };
+declare const lowerTag: unique symbol;
+/**
+ * A WebSocket handle; B remembers the kind of byte stream below it, so that
+ * wsDetach gives back a TcpHandle for a WebSocket attached to one.
+ */
+export type WsHandle<B extends ByteHandle = ByteHandle> = number & { readonly [kindTag]: "ws"; readonly [lowerTag]?: B };
 /** Any message handle: what msend/mrecv take. */
 export type MsgHandle = WsHandle;
 export type CoHandle = number & { readonly [kindTag]: "coroutine" };

@@ -20,7 +20,7 @@ export { bsend, bsendl, brecv } from "./bytes";
 export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/conn";
 export {
   wsAttachClient, wsAttachServer,
-  type WsAttachClientOptions, type WsAttachServerOptions, type WsAttachServerResult, type WsRefusal, type WsRequest,
+  type WsAttachClientOptions, type WsAttachServerOptions, type WsAttachServerResult, type WsRefusal, type WsRequest, type WsVerdict,
 } from "./ws/attach";
 export {
   wsSend, wsSendl, wsRecv, wsMessages, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DillError } from "./errors";
 import { lookup, register, unregister, type HandleObject, type IpcHandle, type IpcListener } from "./handles";
-import { connectSocket, isListener, Listener } from "./listener";
+import { checkBacklog, connectSocket, isListener, Listener } from "./listener";
 import { ByteStream } from "./stream";
 import { checkCancelled, type CallOptions } from "./wait";
 
@@ -14,6 +14,10 @@ const isIpcListener = (o: HandleObject): o is Listener => isListener(o) && o.kin
 
 function needPath(p: unknown, syscall: string): string {
   if (typeof p !== "string" || p === "") throw new DillError("EINVAL", syscall, "a socket path is required");
+  // sun_path holds 108 bytes on Linux (104 elsewhere) with the terminating NUL.
+  const max = process.platform === "linux" ? 107 : 103;
+  if (Buffer.byteLength(p) > max) throw new DillError("EINVAL", syscall, `the socket path is longer than ${max} bytes`);
+  if (p.includes("\0")) throw new DillError("EINVAL", syscall, "the socket path contains a NUL byte");
   return p;
 }
 
@@ -32,7 +36,7 @@ export async function ipcListen(path: string, backlog?: number): Promise<IpcList
   const p = needPath(path, "ipcListen");
   const l = new IpcServer("ipc-listener");
   try {
-    await l.listen({ path: p, backlog: backlog ?? 511 }, "ipcListen");
+    await l.listen({ path: p, backlog: checkBacklog(backlog, "ipcListen") }, "ipcListen");
   } catch (e) {
     l.destroy();
     throw e;
@@ -42,8 +46,12 @@ export async function ipcListen(path: string, backlog?: number): Promise<IpcList
 }
 
 export async function ipcAccept(ls: IpcListener, dl: number, opts?: CallOptions): Promise<IpcHandle> {
-  const l = lookup(ls, "ipcAccept", isIpcListener);
-  return register<IpcHandle>(await l.accept("ipcAccept", dl, opts, "ipc"));
+  return accept(ls, "ipcAccept", dl, opts);
+}
+
+async function accept(ls: IpcListener, syscall: string, dl: number, opts: CallOptions | undefined): Promise<IpcHandle> {
+  const l = lookup(ls, syscall, isIpcListener);
+  return register<IpcHandle>(await l.accept(syscall, dl, opts, "ipc"));
 }
 
 export async function ipcConnect(path: string, dl: number, opts?: CallOptions): Promise<IpcHandle> {
@@ -71,7 +79,7 @@ export async function* ipcIncoming(ls: IpcListener, opts?: CallOptions): AsyncGe
   lookup(ls, "ipcIncoming", isIpcListener);
   for (;;) {
     try {
-      yield await ipcAccept(ls, -1, opts);
+      yield await accept(ls, "ipcIncoming", -1, opts);
     } catch (e) {
       if (e instanceof DillError && (e.code === "EBADF" || e.code === "ECANCELED")) return;
       throw e;

@@ -32,7 +32,10 @@ export class Listener implements HandleObject {
     this.wake();
   };
   private readonly onError = (e: Error): void => {
-    if (this.failure === null) this.failure = fromNodeError(e, "listen");
+    // After listen() succeeded, errors are accept failures (EMFILE, ENOBUFS...):
+    // transient, so they fail the accept calls waiting now, not the listener.
+    if (this.waiters.length === 0) return;
+    this.failure = fromNodeError(e, "accept");
     this.wake();
   };
   private wake(): void {
@@ -58,7 +61,11 @@ export class Listener implements HandleObject {
         return new ByteStream(kind, s);
       }
       if (this.destroyed) throw new DillError("ECANCELED", syscall, "the listener was closed while the call waited");
-      if (this.failure !== null) throw new DillError(this.failure.code, syscall, this.failure.message);
+      if (this.failure !== null) {
+        const f = this.failure;
+        this.failure = null;
+        throw new DillError(f.code, syscall, f.detail);
+      }
       await block<undefined>(syscall, dl, opts, (resolve) => {
         const w = (): void => resolve(undefined);
         this.waiters.push(w);
@@ -74,6 +81,13 @@ export class Listener implements HandleObject {
     for (const s of this.queue.splice(0)) s.destroy();
     this.wake();
   }
+}
+
+/** The listen backlog: a non-negative integer, 511 by default (as Node). */
+export function checkBacklog(b: unknown, syscall: string): number {
+  if (b === undefined) return 511;
+  if (typeof b !== "number" || !Number.isInteger(b) || b < 0) throw new DillError("EINVAL", syscall, "backlog must be a non-negative integer");
+  return b;
 }
 
 function noop(): void { /* errors of unaccepted sockets are seen at accept */ }

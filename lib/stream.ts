@@ -100,8 +100,9 @@ export class ByteStream implements HandleObject {
   readError(syscall: string): DillError | null {
     if (this.destroyed || this.closing) return new DillError("ECANCELED", syscall, "the handle was closed");
     if (this.failure !== null) {
-      const code = this.failure.code === "EPIPE" && !this.eof ? "ECONNRESET" : this.failure.code;
-      return new DillError(code, syscall, this.failure.message.replace(/^socket: \w+: /, ""));
+      // Whatever killed the socket (reset, kernel timeout, unreachable host), the connection is gone.
+      const code = this.failure.code === "EPIPE" && this.eof ? "EPIPE" : "ECONNRESET";
+      return new DillError(code, syscall, this.failure.detail);
     }
     if (this.eof) return new DillError("EPIPE", syscall, "the peer closed the connection before enough bytes arrived");
     return null;
@@ -241,7 +242,7 @@ export class ByteStream implements HandleObject {
     if (this.ended) return new DillError("EPIPE", syscall, "this side was already closed for sending");
     if (this.failure !== null) {
       return new DillError(this.failure.code === "EPIPE" ? "EPIPE" : "ECONNRESET", syscall,
-        this.failure.message.replace(/^socket: \w+: /, ""));
+        this.failure.detail);
     }
     return null;
   }

@@ -2,7 +2,7 @@ import { connect, Socket } from "node:net";
 import { DillError } from "./errors";
 import { lookup, register, unregister, type TcpHandle, type TcpListener, type HandleObject } from "./handles";
 import { IpAddr } from "./ipaddr";
-import { connectSocket, isListener, Listener } from "./listener";
+import { checkBacklog, connectSocket, isListener, Listener } from "./listener";
 import { ByteStream } from "./stream";
 import { checkCancelled, type CallOptions } from "./wait";
 
@@ -19,7 +19,7 @@ export async function tcpListen(addr: IpAddr, backlog?: number): Promise<TcpList
   const a = needAddr(addr, "tcpListen");
   const l = new Listener("tcp-listener");
   try {
-    await l.listen({ host: a.address, port: a.port, backlog: backlog ?? 511, ipv6Only: a.family === 6 && a.address !== "::" }, "tcpListen");
+    await l.listen({ host: a.address, port: a.port, backlog: checkBacklog(backlog, "tcpListen"), ipv6Only: a.family === 6 && a.address !== "::" }, "tcpListen");
   } catch (e) {
     l.destroy();
     throw e;
@@ -28,8 +28,12 @@ export async function tcpListen(addr: IpAddr, backlog?: number): Promise<TcpList
 }
 
 export async function tcpAccept(ls: TcpListener, dl: number, opts?: CallOptions): Promise<TcpHandle> {
-  const l = lookup(ls, "tcpAccept", isTcpListener);
-  return register<TcpHandle>(await l.accept("tcpAccept", dl, opts, "tcp"));
+  return accept(ls, "tcpAccept", dl, opts);
+}
+
+async function accept(ls: TcpListener, syscall: string, dl: number, opts: CallOptions | undefined): Promise<TcpHandle> {
+  const l = lookup(ls, syscall, isTcpListener);
+  return register<TcpHandle>(await l.accept(syscall, dl, opts, "tcp"));
 }
 
 export async function tcpConnect(addr: IpAddr, dl: number, opts?: CallOptions): Promise<TcpHandle> {
@@ -43,7 +47,7 @@ export async function tcpConnect(addr: IpAddr, dl: number, opts?: CallOptions): 
 
 /** Adopts an already connected node:net socket as a TCP handle. */
 export function tcpFromSocket(sock: Socket): TcpHandle {
-  if (!(sock instanceof Socket) || sock.destroyed || sock.connecting) {
+  if (!(sock instanceof Socket) || sock.destroyed || sock.connecting || sock.remoteAddress === undefined) {
     throw new DillError("EINVAL", "tcpFromSocket", "expects a connected, open net.Socket");
   }
   return register<TcpHandle>(new ByteStream("tcp", sock));
@@ -89,7 +93,7 @@ export async function* tcpIncoming(ls: TcpListener, opts?: CallOptions): AsyncGe
   lookup(ls, "tcpIncoming", isTcpListener);
   for (;;) {
     try {
-      yield await tcpAccept(ls, -1, opts);
+      yield await accept(ls, "tcpIncoming", -1, opts);
     } catch (e) {
       if (e instanceof DillError && (e.code === "EBADF" || e.code === "ECANCELED")) return;
       throw e;

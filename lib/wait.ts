@@ -67,6 +67,9 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
                          executor: Executor<T>): Promise<T> {
   const user = opts?.signal;
   const co = coScope.getStore();
+  if (typeof dl !== "number" || Number.isNaN(dl)) {
+    return Promise.reject(new DillError("EINVAL", syscall, "the deadline must be a number: absolute ms on the now() clock, -1 for none"));
+  }
   if (user?.aborted === true || co?.aborted === true) {
     return Promise.reject(new DillError("ECANCELED", syscall));
   }
@@ -89,6 +92,7 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
 /** Sleeps until the deadline; only cancellation ends it early (ECANCELED). */
 export async function msleep(dl: number, opts?: CallOptions): Promise<void> {
   checkCancelled("msleep", opts);
+  if (typeof dl !== "number" || Number.isNaN(dl)) throw new DillError("EINVAL", "msleep", "the deadline must be a number");
   if (dl >= 0 && dl <= now()) return;
   try {
     await block<void>("msleep", dl, opts, () => () => undefined);

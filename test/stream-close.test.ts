@@ -40,7 +40,7 @@ describe("tcpClose flushes queued data", () => {
   });
 
   it("ipcClose on one end of an ipcPair delivers every queued byte", async () => {
-    const [a, b] = await ipcPair(now() + 5000);
+    const [a, b] = await ipcPair();
     own(a); own(b);
     const data = pattern(4 * MiB, 5);
     await ipcDone(b, now() + 5000); // b's FIN reaches a before a sends
@@ -72,7 +72,7 @@ describe("tcpDone and ipcDone", () => {
   });
 
   it("ipcDone with an aborted signal leaves the pair usable", async () => {
-    const [a, b] = await ipcPair(now() + 5000);
+    const [a, b] = await ipcPair();
     own(a); own(b);
     await rejects(ipcDone(a, -1, { signal: AbortSignal.abort() }), "ECANCELED", "ipcDone");
     await bsend(a, Buffer.from("x"), now() + 5000);

@@ -3,7 +3,7 @@ import { DillError } from "../errors";
 import { lookup, register, unregister, type ByteHandle, type HandleObject, type MsgHandle, type WsHandle } from "../handles";
 import type { CallOptions } from "../wait";
 import { acceptFor, makeRequestKey } from "./handshake";
-import { toBuffer, WS_TEXT, WsConn, type WsMessage } from "./conn";
+import { toBuffer, WS_BINARY, WS_TEXT, WsConn, type WsMessage } from "./conn";
 import { OP_BINARY, OP_TEXT } from "./frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
@@ -20,9 +20,14 @@ function payload(flags: number, data: Uint8Array | string, syscall: string): Buf
   return b;
 }
 
+function sendFlags(flags: number, syscall: string): void {
+  if (flags !== WS_TEXT && flags !== WS_BINARY) throw new DillError("EINVAL", syscall, "flags must be WS_TEXT or WS_BINARY");
+}
+
 /** Sends one message (WS_TEXT or WS_BINARY in flags), whole or not at all. */
 export async function wsSend(ws: WsHandle, flags: number, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
   const c = conn(ws, "wsSend");
+  sendFlags(flags, "wsSend");
   const p = payload(flags, data, "wsSend");
   await c.send("wsSend", (flags & WS_TEXT) !== 0 ? OP_TEXT : OP_BINARY, p, dl, opts);
 }
@@ -30,6 +35,7 @@ export async function wsSend(ws: WsHandle, flags: number, data: Uint8Array | str
 /** Sends the concatenation of chunks as one message. */
 export async function wsSendl(ws: WsHandle, flags: number, chunks: readonly Uint8Array[], dl: number, opts?: CallOptions): Promise<void> {
   const c = conn(ws, "wsSendl");
+  sendFlags(flags, "wsSendl");
   if (!Array.isArray(chunks) || !chunks.every((x) => x instanceof Uint8Array)) {
     throw new DillError("EINVAL", "wsSendl", "chunks must be an array of Uint8Array");
   }
@@ -51,7 +57,7 @@ export async function* wsMessages(ws: WsHandle, opts?: CallOptions): AsyncGenera
   for (;;) {
     let m: WsMessage;
     try {
-      m = await wsRecv(ws, -1, opts);
+      m = await conn(ws, "wsMessages").recv("wsMessages", -1, opts);
     } catch (e) {
       if (e instanceof DillError && e.code === "EPIPE") return;
       throw e;
@@ -66,12 +72,13 @@ export async function wsDone(ws: WsHandle, status: number, reason: string | Uint
 }
 
 /** Ends the WebSocket session and returns the byte stream beneath it. */
-export async function wsDetach(ws: WsHandle, status: number, reason: string | Uint8Array | null, dl: number, opts?: CallOptions): Promise<ByteHandle> {
+export async function wsDetach<B extends ByteHandle>(ws: WsHandle<B>, status: number, reason: string | Uint8Array | null, dl: number,
+                                                     opts?: CallOptions): Promise<B> {
   const c = conn(ws, "wsDetach");
   await c.finish("wsDetach", status, reason, dl, opts);
   if (c.destroyed) throw new DillError("ECANCELED", "wsDetach", "the handle was closed while the call waited");
   unregister(ws);
-  return register<ByteHandle>(c.s);
+  return register<B>(c.s);
 }
 
 /** The peer's close status and reason; EAGAIN before its close frame. */

@@ -1,8 +1,8 @@
 import { DillError } from "../errors";
 import { lookup, register, unregister, type ByteHandle, type WsHandle } from "../handles";
-import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, type Head, type HeadLimits } from "../http";
+import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, safeHeader, type Head, type HeadLimits } from "../http";
 import { isByteStream, type ByteStream } from "../stream";
-import { checkCancelled, type CallOptions } from "../wait";
+import { block, checkCancelled, type CallOptions } from "../wait";
 import { DEFAULT_MAX_MESSAGE, WS_NOHTTP, WS_TEXT, WsConn } from "./conn";
 import {
   acceptFor, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest, checkResponse,
@@ -13,6 +13,27 @@ export type { WsRequest } from "./handshake";
 
 /** What `check` may answer to refuse a handshake. */
 export interface WsRefusal { status: number; headers?: Record<string, string>; body?: string }
+/** What `check` answers: true or undefined to accept, false (403) or a refusal to refuse. */
+export type WsVerdict = boolean | undefined | WsRefusal;
+
+// Fields the handshake itself writes: extra headers must not repeat or contradict them.
+const CLIENT_OWN = new Set(["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+  "sec-websocket-protocol", "sec-websocket-extensions", "origin", "content-length", "transfer-encoding"]);
+const SERVER_OWN = new Set(["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol",
+  "sec-websocket-extensions", "content-length", "transfer-encoding"]);
+
+/** Extra headers: an object of token names and single-line values, none the handshake's own. */
+function checkHeaders(h: unknown, own: ReadonlySet<string>, syscall: string): Record<string, string> {
+  if (h === undefined) return {};
+  if (typeof h !== "object" || h === null) throw new DillError("EINVAL", syscall, "headers must be an object of name: value strings");
+  for (const [n, v] of Object.entries(h)) {
+    if (typeof v !== "string" || !safeHeader(n, v)) {
+      throw new DillError("EINVAL", syscall, `invalid header ${JSON.stringify(n)}: names are tokens, values strings without CR, LF or NUL`);
+    }
+    if (own.has(n.toLowerCase())) throw new DillError("EINVAL", syscall, `header ${n} is written by the handshake itself; use the options`);
+  }
+  return h as Record<string, string>;
+}
 
 export interface WsAttachClientOptions extends CallOptions {
   protocols?: string[];
@@ -28,13 +49,14 @@ export interface WsAttachServerOptions extends CallOptions {
   protocols?: string[];
   maxMessageSize?: number;
   headers?: Record<string, string>;
-  check?: (req: WsRequest) => boolean | undefined | WsRefusal;
+  /** Accepts (true/undefined) or refuses (false, or a refusal) a valid request; may be async. */
+  check?: (req: WsRequest) => WsVerdict | Promise<WsVerdict>;
   /** Largest HTTP request head (default 16 KiB; at most 128 header lines). */
   maxHeaderSize?: number;
 }
 
-export interface WsAttachServerResult {
-  ws: WsHandle;
+export interface WsAttachServerResult<B extends ByteHandle = ByteHandle> {
+  ws: WsHandle<B>;
   resource: string;
   host: string;
   protocol: string | null;
@@ -74,9 +96,20 @@ async function readHead(s: ByteStream, lim: HeadLimits, syscall: string, dl: num
     }
     if (scanned >= lim.maxSize) throw new HeadError("too-large", `the head exceeds ${lim.maxSize} bytes`);
     const e = s.readError(syscall);
-    if (e !== null) throw e.code === "EPIPE" ? new DillError("ECONNRESET", syscall, "the connection ended during the handshake") : e;
-    await s.fill(scanned + 1, syscall, dl, opts);
+    if (e !== null) throw e.code === "ECANCELED" ? e : lost(e, syscall);
+    try {
+      await s.fill(scanned + 1, syscall, dl, opts);
+    } catch (e) {
+      // The deadline or a cancellation stays as it is; a connection that died is a reset.
+      if (e instanceof DillError && (e.code === "EPIPE" || e.code === "ECONNRESET")) throw lost(e, syscall);
+      throw e;
+    }
   }
+}
+
+function lost(e: DillError, syscall: string): DillError {
+  return new DillError("ECONNRESET", syscall, e.code === "EPIPE" ? "the connection ended during the handshake"
+    : `the connection failed during the handshake: ${e.detail}`);
 }
 
 /** Takes the lower handle over: from here on it is ours to close on failure. */
@@ -87,8 +120,8 @@ function own(s: ByteHandle, syscall: string): ByteStream {
 }
 
 /** Starts a client WebSocket session on a connected byte stream. */
-export async function wsAttachClient(s: ByteHandle, flags: number, resource: string, host: string, dl: number,
-                                     opts: WsAttachClientOptions = {}): Promise<WsHandle> {
+export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, resource: string, host: string, dl: number,
+                                     opts: WsAttachClientOptions = {}): Promise<WsHandle<B>> {
   const syscall = "wsAttachClient";
   const st = own(s, syscall);
   try {
@@ -100,6 +133,7 @@ export async function wsAttachClient(s: ByteHandle, flags: number, resource: str
     if ((flags & WS_NOHTTP) === 0) {
       const bad = checkClientOptions(resource, host, opts);
       if (bad !== null) throw new DillError("EINVAL", syscall, bad);
+      checkHeaders(opts.headers, CLIENT_OWN, syscall);
       const key = makeRequestKey();
       await st.send(buildRequest(resource, host, key, opts), syscall, dl, opts);
       let head: Head;
@@ -120,7 +154,7 @@ export async function wsAttachClient(s: ByteHandle, flags: number, resource: str
         throw err;
       }
     }
-    return register<WsHandle>(new WsConn(st, true, flags & WS_TEXT, max, protocol));
+    return register<WsHandle<B>>(new WsConn(st, true, flags & WS_TEXT, max, protocol));
   } catch (e) {
     st.destroy();
     throw e;
@@ -128,8 +162,8 @@ export async function wsAttachClient(s: ByteHandle, flags: number, resource: str
 }
 
 /** Accepts a WebSocket session on a connected byte stream (the server side). */
-export async function wsAttachServer(s: ByteHandle, flags: number, dl: number,
-                                     opts: WsAttachServerOptions = {}): Promise<WsAttachServerResult> {
+export async function wsAttachServer<B extends ByteHandle>(s: B, flags: number, dl: number,
+                                     opts: WsAttachServerOptions = {}): Promise<WsAttachServerResult<B>> {
   const syscall = "wsAttachServer";
   const st = own(s, syscall);
   let refused = false;
@@ -142,9 +176,11 @@ export async function wsAttachServer(s: ByteHandle, flags: number, dl: number,
     checkFlags(flags, syscall);
     const max = maxMessage(opts, syscall);
     const lim = limits(opts, syscall);
+    const extra = checkHeaders(opts.headers, SERVER_OWN, syscall);
+    if (opts.check !== undefined && typeof opts.check !== "function") throw new DillError("EINVAL", syscall, "check must be a function");
     checkCancelled(syscall, opts);
     if ((flags & WS_NOHTTP) !== 0) {
-      const ws = register<WsHandle>(new WsConn(st, false, flags & WS_TEXT, max, null));
+      const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, null));
       return { ws, resource: "", host: "", protocol: null, headers: {} };
     }
     let head: Head;
@@ -152,12 +188,11 @@ export async function wsAttachServer(s: ByteHandle, flags: number, dl: number,
       head = await readHead(st, lim, syscall, dl, opts);
     } catch (e) {
       if (!(e instanceof HeadError)) throw e;
-      if (e.kind === "too-large") {
-        await refuse(431);
-        throw new DillError("EMSGSIZE", syscall, `request head refused with 431: ${e.message}`);
-      }
-      await refuse(400);
-      throw new DillError("EPROTO", syscall, `request refused with 400: ${e.message}`);
+      const status = e.kind === "too-large" ? 431 : 400;
+      await refuse(status);
+      const err = new DillError(status === 431 ? "EMSGSIZE" : "EPROTO", syscall, `request refused with ${status}: ${e.message}`);
+      err.httpStatus = status;
+      throw err;
     }
     let key: string;
     let req: WsRequest;
@@ -171,26 +206,38 @@ export async function wsAttachServer(s: ByteHandle, flags: number, dl: number,
       throw err;
     }
     if (opts.check !== undefined) {
-      let verdict: ReturnType<NonNullable<WsAttachServerOptions["check"]>>;
+      let verdict: WsVerdict;
       try {
-        verdict = opts.check(req);
+        const v = opts.check(req);
+        // An async check runs under the same deadline and cancellation as the handshake.
+        verdict = v instanceof Promise ? await block<WsVerdict>(syscall, dl, opts, (res, rej) => {
+          v.then(res, rej);
+          return () => undefined;
+        }) : v;
       } catch (e) {
+        if (e instanceof DillError && (e.code === "ETIMEDOUT" || e.code === "ECANCELED")) throw e;
         await refuse(500);
         throw e;
       }
       if (verdict === false || (typeof verdict === "object" && verdict !== null)) {
         const r: WsRefusal = verdict === false ? { status: 403 } : verdict;
         const status = Number.isInteger(r.status) && r.status >= 400 && r.status <= 599 ? r.status : 403;
-        await refuse(status, r.headers, r.body);
+        let headers: Record<string, string>;
+        try {
+          headers = checkHeaders(r.headers, SERVER_OWN, syscall);
+        } catch (e) {
+          await refuse(500);
+          throw e;
+        }
+        await refuse(status, headers, typeof r.body === "string" ? r.body : undefined);
         const err = new DillError("EACCES", syscall, `the check refused the request with ${status}`);
         err.httpStatus = status;
         throw err;
       }
     }
     const protocol = selectProtocol(opts.protocols ?? [], req.protocols);
-    const extra = opts.headers ?? {};
     await st.send(buildResponse(acceptFor(key)!, protocol, extra), syscall, dl, opts);
-    const ws = register<WsHandle>(new WsConn(st, false, flags & WS_TEXT, max, protocol));
+    const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, protocol));
     return { ws, resource: req.resource, host: req.host, protocol, headers: req.headers };
   } catch (e) {
     if (!refused) st.destroy();

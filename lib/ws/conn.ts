@@ -21,6 +21,9 @@ export const DEFAULT_MAX_MESSAGE = 1 << 20;
 /** Auto-replies (pongs) are dropped while this much is queued unsent: a ping flood costs bounded memory. */
 const PONG_QUEUE_LIMIT = 1 << 20;
 
+/** Bytes of messages parsed ahead (while only a wsPing waits) before parsing pauses. */
+const INBOX_MIN = 1 << 20;
+
 const EMPTY = Buffer.alloc(0);
 
 /** A received message. `text` decodes `data` as UTF-8 on demand. */
@@ -47,7 +50,10 @@ export function toBuffer(u: Uint8Array): Buffer {
 
 /** Validates a status and reason for a close frame we send (EINVAL otherwise). */
 export function closePayload(status: number, reason: string | Uint8Array | null, syscall: string): Buffer {
-  const r = reason === null ? EMPTY : typeof reason === "string" ? Buffer.from(reason, "utf8") : toBuffer(reason);
+  if (reason !== null && reason !== undefined && typeof reason !== "string" && !(reason instanceof Uint8Array)) {
+    throw new DillError("EINVAL", syscall, "the close reason must be a string, a Uint8Array or null");
+  }
+  const r = reason === null || reason === undefined ? EMPTY : typeof reason === "string" ? Buffer.from(reason, "utf8") : toBuffer(reason);
   if (status === 0) {
     if (r.length > 0) throw new DillError("EINVAL", syscall, "a close reason needs a status code");
     return EMPTY;
@@ -83,6 +89,8 @@ export class WsConn implements HandleObject {
   private readonly utf8 = new Utf8Validator();
 
   private readonly inbox: WsMessage[] = [];
+  private inboxBytes = 0;
+  private readonly inboxLimit: number;
   private readonly recvWaiters: Array<Waiter<WsMessage>> = [];
   private readonly pings: PingWaiter[] = [];
   private readonly closeWaiters: Array<Waiter<undefined>> = [];
@@ -101,6 +109,7 @@ export class WsConn implements HandleObject {
     this.type = type;
     this.maxMessageSize = maxMessageSize;
     this.protocol = protocol;
+    this.inboxLimit = Math.max(maxMessageSize, INBOX_MIN);
   }
 
   // ---------------------------------------------------------------- receive
@@ -226,12 +235,12 @@ export class WsConn implements HandleObject {
   private broken(e: unknown, syscall: string): DillError {
     if (this.failure === null) {
       const msg = e instanceof DillError && e.code === "EPIPE" ? "the peer closed the connection without a close frame"
-        : e instanceof Error ? e.message : String(e);
+        : e instanceof DillError ? e.detail : e instanceof Error ? e.message : String(e);
       this.failure = new DillError("ECONNRESET", syscall, msg);
     }
     const f = this.failure;
-    this.failAll((sc) => new DillError("ECONNRESET", sc, f.message.replace(/^\w+: ECONNRESET: /, "")));
-    return new DillError("ECONNRESET", syscall, f.message.replace(/^\w+: ECONNRESET: /, ""));
+    this.failAll((sc) => new DillError("ECONNRESET", sc, f.detail));
+    return new DillError("ECONNRESET", syscall, f.detail);
   }
 
   private failAll(err: (syscall: string) => DillError): void {
@@ -251,7 +260,10 @@ export class WsConn implements HandleObject {
   }
 
   private wanted(): boolean {
-    return this.recvWaiters.length > 0 || this.pings.length > 0 || this.closeWaiters.length > 0;
+    // A ping waiter alone parses ahead into the inbox only up to a bound, so
+    // a peer cannot make us queue its messages without limit.
+    return this.recvWaiters.length > 0 || this.closeWaiters.length > 0 ||
+      (this.pings.length > 0 && this.inboxBytes < this.inboxLimit);
   }
 
   /**
@@ -284,12 +296,12 @@ export class WsConn implements HandleObject {
   private deliver(m: WsMessage): void {
     const w = this.recvWaiters.shift();
     if (w !== undefined) w.resolve(m);
-    else this.inbox.push(m);
+    else { this.inbox.push(m); this.inboxBytes += m.data.length; }
   }
 
   /** The error a call gets on a connection that is over, or null. */
   private stateError(syscall: string, sending: boolean): DillError | null {
-    if (this.failure !== null) return new DillError("ECONNRESET", syscall, this.failure.message.replace(/^\w+: ECONNRESET: /, ""));
+    if (this.failure !== null) return new DillError("ECONNRESET", syscall, this.failure.detail);
     if (this.peerClose !== null) return new DillError("EPIPE", syscall, "the peer closed the WebSocket");
     if (sending && this.sentClose) return new DillError("EPIPE", syscall, "this side already sent its close frame");
     return null;
@@ -301,7 +313,11 @@ export class WsConn implements HandleObject {
       checkCancelled(syscall, opts);
       if (this.recvWaiters.length === 0) {
         const queued = this.inbox.shift();
-        if (queued !== undefined) return Promise.resolve(queued);
+        if (queued !== undefined) {
+          this.inboxBytes -= queued.data.length;
+          if (this.pings.length > 0) this.drive(); // room again: parsing resumes for the pong
+          return Promise.resolve(queued);
+        }
         if (this.failure === null && this.peerClose === null) {
           const m = this.stepOrFail(syscall);
           if (m !== null) return Promise.resolve(m);
@@ -361,16 +377,29 @@ export class WsConn implements HandleObject {
     const f = this.frame(op, data);
     const s = this.s;
     if (!s.canWrite()) {
-      await s.room(syscall, dl, opts);
+      try {
+        await s.room(syscall, dl, opts);
+      } catch (err) {
+        throw this.sockFailed(err, syscall);
+      }
       s.writeLock.release(); // we write synchronously right below
-      e = this.stateError(syscall, true) ?? s.writeError(syscall);
-      if (e !== null) throw e;
-    } else {
-      e = s.writeError(syscall);
+      e = this.stateError(syscall, true);
       if (e !== null) throw e;
     }
+    e = s.writeError(syscall);
+    if (e !== null) throw this.sockFailed(e, syscall);
     if (closing) this.sentClose = true;
     s.writeNow(f);
+  }
+
+  /**
+   * A write-side error of the stream below: a socket that broke (reset, or
+   * EPIPE from the kernel) fails the whole connection; deadlines and
+   * cancellations pass through untouched.
+   */
+  private sockFailed(err: unknown, syscall: string): unknown {
+    if (!(err instanceof DillError) || (err.code !== "EPIPE" && err.code !== "ECONNRESET")) return err;
+    return this.broken(err.code === "EPIPE" ? new DillError("ECONNRESET", syscall, "the connection broke while sending") : err, syscall);
   }
 
   async ping(syscall: string, data: Buffer | null, dl: number, opts: CallOptions | undefined): Promise<number> {
@@ -409,6 +438,7 @@ export class WsConn implements HandleObject {
     if (this.peerClose !== null) return;
     this.discarding = true;
     this.inbox.length = 0;
+    this.inboxBytes = 0;
     this.parts = [];
     // Discard what is already buffered before waiting.
     while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }

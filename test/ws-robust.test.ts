@@ -1,0 +1,249 @@
+// Argument validation and failure mapping of the WebSocket calls: bad flags, reasons,
+// headers and checks get EINVAL (or the right HTTP status); broken sockets give ECONNRESET.
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  DillError, hclose, ipaddrLocal, ipaddrPort, ipcPair, now, tcpAccept, tcpClose, tcpConnect, tcpListen, tcpLocalAddr,
+  wsAttachClient, wsAttachServer, wsDetach, wsDone, wsMessages, wsPing, wsRecv, wsSend, wsSendl, WS_BINARY, WS_NOHTTP,
+  WS_TEXT, type TcpHandle, type TcpListener, type WsHandle,
+} from "../lib/index";
+import { resourceBaseline } from "./helpers/leaks";
+import { rawConnect, rawFrame, upgradeRequest } from "./helpers/raw";
+
+const leaks = resourceBaseline();
+afterAll(async () => { expect(await leaks()).toEqual([]); });
+
+const T = (): number => now() + 5000;
+
+async function err(p: Promise<unknown>): Promise<DillError> {
+  try { await p; } catch (e) { if (e instanceof DillError) return e; throw e; }
+  throw new Error("the call resolved");
+}
+
+async function nohttpPair(): Promise<[WsHandle, WsHandle]> {
+  const [a, b] = await ipcPair();
+  const [c, s] = await Promise.all([wsAttachClient(a, WS_NOHTTP, "", "", T()), wsAttachServer(b, WS_NOHTTP, T())]);
+  return [c, s.ws];
+}
+
+async function listener(): Promise<[TcpListener, number]> {
+  const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0));
+  return [ls, ipaddrPort(tcpLocalAddr(ls))];
+}
+
+describe("argument validation", () => {
+  it("wsSend/wsSendl reject flags other than WS_TEXT or WS_BINARY with EINVAL and send nothing", async () => {
+    const [c, s] = await nohttpPair();
+    for (const f of [2, 3, -1, 0.5, Number.NaN]) {
+      const e = await err(wsSend(c, f, "x", T()));
+      expect([e.code, e.syscall]).toEqual(["EINVAL", "wsSend"]);
+      expect((await err(wsSendl(c, f, [Buffer.from("x")], T()))).code).toBe("EINVAL");
+    }
+    await wsSend(c, WS_BINARY, Buffer.from("ok"), T());
+    const m = await wsRecv(s, T());
+    expect([m.flags, m.text]).toEqual([WS_BINARY, "ok"]); // nothing else was sent before it
+    hclose(c); hclose(s);
+  });
+
+  it("a close reason of undefined means none; other non-string reasons are EINVAL", async () => {
+    const [c, s] = await nohttpPair();
+    const bad = [42, {}, ["a"]] as unknown as string[];
+    for (const r of bad) expect((await err(wsDone(c, 1000, r, T()))).code).toBe("EINVAL");
+    await wsDone(c, 1000, undefined as unknown as null, T());
+    expect((await err(wsRecv(s, T()))).code).toBe("EPIPE");
+    hclose(c); hclose(s);
+  });
+
+  it("client extra headers that repeat handshake fields or carry line breaks are EINVAL before anything is sent", async () => {
+    const [ls, port] = await listener();
+    const cases: Record<string, string>[] = [{ Host: "evil" }, { "Sec-WebSocket-Key": "x" }, { "X-A": "1\r\nX-B: 2" }, { "Bad Name": "1" }];
+    for (const headers of cases) {
+      const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+      const sv = await tcpAccept(ls, T());
+      const e = await err(wsAttachClient(c, WS_TEXT, "/", "localhost", T(), { headers }));
+      expect([e.code, e.syscall]).toEqual(["EINVAL", "wsAttachClient"]);
+      // The server side saw no request bytes: only the FIN of the destroyed socket.
+      const got = await err(wsAttachServer(sv, WS_TEXT, T()));
+      expect(got.code).toBe("ECONNRESET");
+    }
+    hclose(ls);
+  });
+
+  it("server extra headers with CR/LF are EINVAL and nothing is answered", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write(upgradeRequest());
+    const e = await err(wsAttachServer(sv, WS_TEXT, T(), { headers: { "X-A": "1\r\nSet-Cookie: x=1" } }));
+    expect(e.code).toBe("EINVAL");
+    await peer.until(() => peer.ended);
+    expect(peer.buf.length).toBe(0);
+    peer.destroy();
+    hclose(ls);
+  });
+});
+
+describe("handshake refusals carry their HTTP status", () => {
+  it("a malformed request gets 400 on the wire and httpStatus 400", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write("GARBAGE\r\n\r\n");
+    const e = await err(wsAttachServer(sv, WS_TEXT, T()));
+    expect([e.code, e.httpStatus]).toEqual(["EPROTO", 400]);
+    expect((await peer.head()).startsWith("HTTP/1.1 400 ")).toBe(true);
+    peer.destroy();
+    hclose(ls);
+  });
+
+  it("an oversized head gets 431 and httpStatus 431 (EMSGSIZE)", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write(upgradeRequest({ extra: `X-Big: ${"a".repeat(2000)}\r\n` }));
+    const e = await err(wsAttachServer(sv, WS_TEXT, T(), { maxHeaderSize: 1024 }));
+    expect([e.code, e.httpStatus]).toEqual(["EMSGSIZE", 431]);
+    expect((await peer.head()).startsWith("HTTP/1.1 431 ")).toBe(true);
+    peer.destroy();
+    hclose(ls);
+  });
+
+  it("an async check is awaited: a refusal gets its status, an acceptance proceeds", async () => {
+    const [ls, port] = await listener();
+    const check = async (req: { resource: string }): Promise<boolean | { status: number }> => {
+      await new Promise((r) => setTimeout(r, 10));
+      return req.resource === "/ok" ? true : { status: 401 };
+    };
+    const server = (async () => {
+      const out: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const s = await tcpAccept(ls, T());
+        try {
+          const r = await wsAttachServer(s, WS_TEXT, T(), { check });
+          out.push(`ok ${r.resource}`);
+          out.push((await wsRecv(r.ws, T())).text);
+          hclose(r.ws);
+        } catch (e) {
+          out.push(`${(e as DillError).code} ${(e as DillError).httpStatus}`);
+        }
+      }
+      return out;
+    })();
+    const c1 = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const e = await err(wsAttachClient(c1, WS_TEXT, "/no", "localhost", T()));
+    expect([e.code, e.httpStatus]).toEqual(["EPROTO", 401]);
+    const c2 = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const ws = await wsAttachClient(c2, WS_TEXT, "/ok", "localhost", T());
+    await wsSend(ws, WS_TEXT, "hi", T());
+    expect(await server).toEqual(["EACCES 401", "ok /ok", "hi"]);
+    hclose(ws);
+    hclose(ls);
+  });
+
+  it("an async check that outlives the deadline gives ETIMEDOUT", async () => {
+    const [ls, port] = await listener();
+    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const s = await tcpAccept(ls, T());
+    const client = wsAttachClient(c, WS_TEXT, "/", "localhost", T()).catch((e: unknown) => e);
+    let release!: () => void;
+    const slow = new Promise<boolean>((r) => { release = () => r(true); });
+    const e = await err(wsAttachServer(s, WS_TEXT, now() + 100, { check: () => slow }));
+    expect(e.code).toBe("ETIMEDOUT");
+    release();
+    expect(((await client) as DillError).code).toBe("ECONNRESET");
+    hclose(ls);
+  });
+});
+
+describe("failures below the WebSocket", () => {
+  it("a peer reset while we send gives ECONNRESET, then ECONNRESET for every call", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write(upgradeRequest());
+    const { ws } = await wsAttachServer(sv, WS_BINARY, T());
+    await peer.head();
+    peer.sock.resetAndDestroy();
+    const big = Buffer.alloc(1 << 20);
+    let code = "";
+    for (let i = 0; i < 200 && code === ""; i++) {
+      try { await wsSend(ws, WS_BINARY, big, T()); } catch (e) { code = (e as DillError).code; }
+    }
+    expect(code).toBe("ECONNRESET");
+    expect((await err(wsRecv(ws, T()))).code).toBe("ECONNRESET");
+    expect((await err(wsSend(ws, WS_BINARY, "x", T()))).code).toBe("ECONNRESET");
+    hclose(ws);
+    hclose(ls);
+  });
+
+  it("a reset during the handshake is ECONNRESET for both roles", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write("GET / HTTP/1.1\r\nHost: x\r\n");
+    const pending = err(wsAttachServer(sv, WS_TEXT, T()));
+    await new Promise((r) => setTimeout(r, 20));
+    peer.sock.resetAndDestroy();
+    expect((await pending).code).toBe("ECONNRESET");
+    hclose(ls);
+  });
+
+  it("wsMessages reports errors under its own name", async () => {
+    const [a, b] = await ipcPair();
+    const [c, s] = await Promise.all([wsAttachClient(a, WS_NOHTTP, "", "", T()), wsAttachServer(b, WS_NOHTTP, T())]);
+    hclose(c);
+    let caught: DillError | null = null;
+    try {
+      for await (const m of wsMessages(s.ws)) void m;
+    } catch (e) { caught = e as DillError; }
+    expect([caught?.code, caught?.syscall]).toEqual(["ECONNRESET", "wsMessages"]);
+    hclose(s.ws);
+  });
+});
+
+describe("bounded queues", () => {
+  it("while only wsPing waits, parsing ahead stops at the bound; the pong comes once messages are read", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write(upgradeRequest());
+    const { ws } = await wsAttachServer(sv, WS_BINARY, T());
+    await peer.head();
+    const ping = wsPing(ws, "p", T());
+    const f = await peer.frame();
+    expect(f.opcode).toBe(9);
+    // 8 MiB of messages before the pong: far beyond the 1 MiB the inbox may take.
+    const msg = rawFrame(2, Buffer.alloc(64 * 1024, 7), { mask: true });
+    for (let i = 0; i < 128; i++) peer.write(msg);
+    peer.write(rawFrame(10, "p", { mask: true }));
+    let settled = false;
+    void ping.then(() => { settled = true; }, () => { settled = true; });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(settled).toBe(false); // the pong is behind messages nobody read yet
+    for (let i = 0; i < 128; i++) expect((await wsRecv(ws, T())).data.length).toBe(64 * 1024);
+    expect(await ping).toBeGreaterThanOrEqual(0);
+    peer.destroy();
+    hclose(ws);
+    hclose(ls);
+  });
+});
+
+describe("types", () => {
+  it("wsDetach gives back the kind of handle the WebSocket was attached to (DESIGN.md's program)", async () => {
+    const [ls, port] = await listener();
+    const server = (async () => {
+      const s = await tcpAccept(ls, T());
+      const { ws } = await wsAttachServer(s, WS_TEXT, T());
+      await wsSend(ws, WS_TEXT, (await wsRecv(ws, T())).text, T());
+      const raw: TcpHandle = await wsDetach(ws, 1000, "bye", T());
+      await tcpClose(raw, T());
+    })();
+    let s = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const ws = await wsAttachClient(s, WS_TEXT, "/chat", "localhost", T());
+    await wsSend(ws, WS_TEXT, "hello", T());
+    expect((await wsRecv(ws, T())).text).toBe("hello");
+    s = await wsDetach(ws, 1000, "bye", T()); // compiles only if this is a TcpHandle
+    await tcpClose(s, T());
+    await server;
+    hclose(ls);
+  });
+});
