@@ -28,6 +28,13 @@ export class IpAddr {
   readonly address: string;
   readonly port: number;
   constructor(family: 4 | 6, address: string, port: number) {
+    // Built by hand, it is checked as ipaddrLocal would: bad input is EINVAL, not a RangeError later.
+    if ((family !== 4 && family !== 6) || typeof address !== "string" || isIP(address) !== family) {
+      throw new DillError("EINVAL", "IpAddr", `not an IPv${String(family)} address: ${String(address)}`);
+    }
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new DillError("EINVAL", "IpAddr", `port must be an integer from 0 to 65535, not ${String(port)}`);
+    }
     this.family = family;
     // The canonical text form (RFC 5952), e.g. "0:0::1" → "::1".
     this.address = family === 6 ? canonical6(address) : address;

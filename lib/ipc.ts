@@ -89,7 +89,10 @@ export async function* ipcIncoming(ls: IpcListener, opts?: CallOptions): AsyncGe
 
 /** A connected pair of unix-domain sockets (a throw-away listener makes it). */
 export async function ipcPair(): Promise<[IpcHandle, IpcHandle]> {
-  const path = join(tmpdir(), `dillws-${process.pid}-${randomBytes(6).toString("hex")}.sock`);
+  const name = `dillws-${process.pid}-${randomBytes(6).toString("hex")}.sock`;
+  let path = join(tmpdir(), name);
+  // A long TMPDIR would not fit in a socket address: /tmp always does.
+  if (Buffer.byteLength(path) > 107) path = join("/tmp", name);
   const l = new IpcServer("ipc-listener");
   l.path = path;
   try {

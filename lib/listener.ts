@@ -25,7 +25,12 @@ export class Listener implements HandleObject {
     this.server.on("error", this.onError);
   }
 
+  /** Connections waiting to be accepted at most (the listen backlog). */
+  backlog = 511;
+
   private readonly onConnection = (s: Socket): void => {
+    // The queue is bounded like the kernel's: beyond it, new connections are reset.
+    if (this.queue.length >= Math.max(this.backlog, 1)) { s.destroy(); return; }
     // A queued connection may be reset before anyone accepts it.
     s.on("error", noop);
     this.queue.push(s);
@@ -44,6 +49,7 @@ export class Listener implements HandleObject {
 
   /** Binds and listens; rejects with the mapped bind error. */
   listen(opts: { host?: string; port?: number; path?: string; backlog?: number; ipv6Only?: boolean }, syscall: string): Promise<void> {
+    if (opts.backlog !== undefined) this.backlog = opts.backlog;
     return new Promise((resolve, reject) => {
       const fail = (e: Error): void => reject(fromNodeError(e, syscall));
       this.server.once("error", fail);

@@ -1,6 +1,6 @@
 // The published tarball installs in an empty folder and serves import and require.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,14 @@ it("npm pack → install in an empty folder → import and require both work", (
   expect(listing).toContain("package/dist/index.d.ts");
   expect(listing).toContain("package/man/wsSend.3");
   expect(listing).toContain("package/man/dillws.7");
+  // Every page, and every entry of package.json's `man` field (what a global
+  // install links onto man's path), is in the tarball.
+  const shipped = new Set(listing.split("\n").map((l) => l.trim()));
+  const pages = readdirSync(join(root, "man")).filter((f) => /\.\d$/.test(f));
+  expect(pages.filter((f) => !shipped.has(`package/man/${f}`))).toEqual([]);
+  const man = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { man?: string[] }).man ?? [];
+  expect(man.length).toBe(pages.length);
+  expect(man.filter((m) => !shipped.has(`package/${m.replace(/^\.\//, "")}`))).toEqual([]);
   const app = join(work, "app");
   run("mkdir", ["-p", app], work);
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", private: true }));

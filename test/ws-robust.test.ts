@@ -247,3 +247,57 @@ describe("types", () => {
     hclose(ls);
   });
 });
+
+describe("many small fragments", () => {
+  it("a 256 KiB message in 1-byte fragments arrives intact, merged as it comes", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write(upgradeRequest());
+    const { ws } = await wsAttachServer(sv, WS_BINARY, T());
+    await peer.head();
+    const n = 256 * 1024;
+    const want = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) want[i] = (i * 7 + 3) & 0xff;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      frames.push(rawFrame(i === 0 ? 2 : 0, want.subarray(i, i + 1), { mask: true, fin: i === n - 1 }));
+      if (frames.length === 4096) { peer.write(Buffer.concat(frames)); frames.length = 0; }
+    }
+    if (frames.length > 0) peer.write(Buffer.concat(frames));
+    const m = await wsRecv(ws, now() + 30000);
+    expect(m.data.equals(want)).toBe(true);
+    // One buffer of its own, not a concatenation of 262,144 views (merged as they came).
+    expect(m.data.buffer.byteLength).toBeLessThanOrEqual(2 * n);
+    peer.destroy();
+    hclose(ws);
+    hclose(ls);
+  });
+
+  it("a check that rejects is answered 500 and its error passes through", async () => {
+    const [ls, port] = await listener();
+    const peer = await rawConnect(port);
+    const sv = await tcpAccept(ls, T());
+    peer.write(upgradeRequest());
+    const boom = new Error("database down");
+    let caught: unknown;
+    try {
+      await wsAttachServer(sv, WS_TEXT, T(), { check: async () => { throw boom; } });
+    } catch (e) { caught = e; }
+    expect(caught).toBe(boom);
+    expect((await peer.head()).startsWith("HTTP/1.1 500 ")).toBe(true);
+    peer.destroy();
+    hclose(ls);
+  });
+
+  it("a non-ASCII resource or header value is EINVAL (it would not survive the trip)", async () => {
+    const [ls, port] = await listener();
+    for (const [res, headers] of [["/café", {}], ["/", { "X-Name": "é" }]] as Array<[string, Record<string, string>]>) {
+      const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+      const s = await tcpAccept(ls, T());
+      expect((await err(wsAttachClient(c, WS_TEXT, res, "localhost", T(), { headers }))).code).toBe("EINVAL");
+      hclose(s);
+    }
+    hclose(ls);
+  });
+});

@@ -22,13 +22,16 @@ const CLIENT_OWN = new Set(["host", "upgrade", "connection", "sec-websocket-key"
 const SERVER_OWN = new Set(["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol",
   "sec-websocket-extensions", "content-length", "transfer-encoding"]);
 
+// Header values on the wire are ASCII here: other bytes would be read back differently (latin1 vs UTF-8).
+const PRINTABLE = /^[\t\x20-\x7e]*$/;
+
 /** Extra headers: an object of token names and single-line values, none the handshake's own. */
 function checkHeaders(h: unknown, own: ReadonlySet<string>, syscall: string): Record<string, string> {
   if (h === undefined) return {};
   if (typeof h !== "object" || h === null) throw new DillError("EINVAL", syscall, "headers must be an object of name: value strings");
   for (const [n, v] of Object.entries(h)) {
-    if (typeof v !== "string" || !safeHeader(n, v)) {
-      throw new DillError("EINVAL", syscall, `invalid header ${JSON.stringify(n)}: names are tokens, values strings without CR, LF or NUL`);
+    if (typeof v !== "string" || !safeHeader(n, v) || !PRINTABLE.test(v)) {
+      throw new DillError("EINVAL", syscall, `invalid header ${JSON.stringify(n)}: names are tokens, values printable ASCII strings`);
     }
     if (own.has(n.toLowerCase())) throw new DillError("EINVAL", syscall, `header ${n} is written by the handshake itself; use the options`);
   }
@@ -210,10 +213,15 @@ export async function wsAttachServer<B extends ByteHandle>(s: B, flags: number, 
       try {
         const v = opts.check(req);
         // An async check runs under the same deadline and cancellation as the handshake.
-        verdict = v instanceof Promise ? await block<WsVerdict>(syscall, dl, opts, (res, rej) => {
-          v.then(res, rej);
-          return () => undefined;
-        }) : v;
+        if (v instanceof Promise) {
+          // Settles as a value, so that the check's own rejection is told apart from the deadline's.
+          const out = await block<{ ok: true; v: WsVerdict } | { ok: false; e: unknown }>(syscall, dl, opts, (res) => {
+            v.then((x) => res({ ok: true, v: x }), (e: unknown) => res({ ok: false, e }));
+            return () => undefined;
+          });
+          if (!out.ok) throw out.e;
+          verdict = out.v;
+        } else verdict = v;
       } catch (e) {
         if (e instanceof DillError && (e.code === "ETIMEDOUT" || e.code === "ECANCELED")) throw e;
         await refuse(500);

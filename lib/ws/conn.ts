@@ -23,6 +23,8 @@ const PONG_QUEUE_LIMIT = 1 << 20;
 
 /** Bytes of messages parsed ahead (while only a wsPing waits) before parsing pauses. */
 const INBOX_MIN = 1 << 20;
+/** Fragments kept as views before they are merged into one buffer. */
+const MAX_PARTS = 64;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -85,6 +87,8 @@ export class WsConn implements HandleObject {
   private readonly key = Buffer.alloc(4);
   private msgOp = 0;
   private parts: Buffer[] = [];
+  /** The buffer small fragments are merged into (parts[0] is a view of it then). */
+  private acc: Buffer | null = null;
   private partsLen = 0;
   private readonly utf8 = new Utf8Validator();
 
@@ -170,7 +174,12 @@ export class WsConn implements HandleObject {
         if (this.msgOp === OP_TEXT && !this.utf8.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
-        if (!this.discarding) this.parts.push(chunk);
+        if (!this.discarding) {
+          this.parts.push(chunk);
+          // Views pin whole socket chunks: many small fragments are merged so a
+          // message costs about its size, not one 64 KiB chunk per fragment.
+          if (this.parts.length > MAX_PARTS) this.mergeParts(k);
+        }
         this.partsLen += k;
         this.frameGot += k;
       }
@@ -184,10 +193,28 @@ export class WsConn implements HandleObject {
       const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, data);
       this.parts = [];
       this.partsLen = 0;
+      this.acc = null;
       this.msgOp = 0;
       if (this.discarding) continue;
       return m;
     }
+  }
+
+  /** Copies the parts so far into one growing buffer (doubling: linear total cost). */
+  private mergeParts(last: number): void {
+    const total = this.partsLen + last;
+    let acc = this.acc;
+    const first = acc !== null ? this.parts[0]!.length : 0; // after a merge, parts[0] is always acc's view
+    if (acc === null || acc.length < total) {
+      const cap = Math.min(Math.max(total * 2, 4096), Math.max(this.maxMessageSize, total));
+      const grown = Buffer.allocUnsafe(cap);
+      if (first > 0) acc!.copy(grown, 0, 0, first);
+      acc = grown;
+      this.acc = grown;
+    }
+    let p = first;
+    for (let i = first > 0 ? 1 : 0; i < this.parts.length; i++) { const c = this.parts[i]!; c.copy(acc, p); p += c.length; }
+    this.parts = [acc.subarray(0, p)];
   }
 
   private control(op: number, p: Buffer): void {
@@ -440,6 +467,7 @@ export class WsConn implements HandleObject {
     this.inbox.length = 0;
     this.inboxBytes = 0;
     this.parts = [];
+    this.acc = null;
     // Discard what is already buffered before waiting.
     while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }
     if (this.peerClose !== null) return;

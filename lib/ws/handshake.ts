@@ -42,10 +42,11 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Checks the options a client request is built from; a message on error. */
 export function checkClientOptions(resource: string, host: string, o: ClientRequestOptions): string | null {
-  if (typeof resource !== "string" || !resource.startsWith("/") || /[\s\0]/.test(resource)) return "resource must start with / and contain no white space";
-  if (typeof host !== "string" || host === "" || /[\s\0]/.test(host)) return "host must be a non-empty string without white space";
+  // ASCII only: the peer reads the head as latin1, so other characters must be percent-encoded (or punycode).
+  if (typeof resource !== "string" || !/^\/[\x21-\x7e]*$/.test(resource)) return "resource must start with / and be printable ASCII without white space (percent-encode the rest)";
+  if (typeof host !== "string" || !/^[\x21-\x7e]+$/.test(host)) return "host must be a non-empty printable ASCII string without white space";
   for (const p of o.protocols ?? []) if (!TOKEN.test(p)) return `invalid subprotocol name ${JSON.stringify(p)}`;
-  if (o.origin !== undefined && !safeHeader("Origin", o.origin)) return "origin contains a line break";
+  if (o.origin !== undefined && (typeof o.origin !== "string" || !/^[\x20-\x7e]*$/.test(o.origin))) return "origin must be printable ASCII";
   for (const [n, v] of Object.entries(o.headers ?? {})) if (!safeHeader(n, String(v))) return `invalid extra header ${JSON.stringify(n)}`;
   return null;
 }

@@ -31,7 +31,7 @@ export class Utf8Validator {
       return --this.need;
     }
     if (b < 0x80) return ACCEPT;
-    if (b < 0xc1) return REJECT; // stray continuation or overlong 2-byte lead
+    if (b < 0xc2) return REJECT; // stray continuation or overlong 2-byte lead
     if (b < 0xe0) { this.need = 1; return 1; }
     if (b < 0xf0) {
       this.need = 2;
