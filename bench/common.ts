@@ -37,3 +37,12 @@ export function memory(): { heap: number; rss: number } {
 
 export const MB = 1e6;
 export const seconds = (t0: number): number => (performance.now() - t0) / 1000;
+
+/** Polls (bounded) until cond holds: the server must see every client before a broadcast. */
+export async function until(cond: () => boolean, ms = 60000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error("bench: timed out waiting for clients");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

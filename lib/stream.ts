@@ -271,18 +271,30 @@ export class ByteStream implements HandleObject {
     }
   }
 
-  /** Writes chunks as one unit (a single syscall where the socket allows). */
+  /**
+   * Writes chunks as one unit. Writes made in the same tick are corked and
+   * leave together (one writev) when the tick ends: many small messages cost
+   * one syscall, not one each.
+   */
   writeNow(data: Buffer | string | readonly Uint8Array[]): void {
+    const sock = this.sock;
+    if (!this.corked) {
+      this.corked = true;
+      sock.cork();
+      process.nextTick(this.uncork);
+    }
     if (typeof data === "string" || !Array.isArray(data)) {
-      this.sock.write(data as Buffer | string);
+      sock.write(data as Buffer | string);
       return;
     }
-    const list = data as readonly Uint8Array[];
-    if (list.length === 1) { this.sock.write(list[0]!); return; }
-    this.sock.cork();
-    for (const c of list) this.sock.write(c);
-    this.sock.uncork();
+    for (const c of data as readonly Uint8Array[]) sock.write(c);
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.sock.uncork();
+  };
 
   /** all-or-nothing write of one unit under a deadline. */
   async send(data: Buffer | string | readonly Uint8Array[], syscall: string, dl: number,
@@ -363,6 +375,8 @@ export class ByteStream implements HandleObject {
     if (this.destroyed) return;
     this.destroyed = true;
     this.onReadable = null;
+    // What sends handed over this tick still goes to the kernel, as with close(2).
+    if (this.corked) { this.corked = false; this.sock.uncork(); }
     this.sock.destroy();
     // Waiters re-check their state on waking and see the handle is gone.
     this.wakeReader();

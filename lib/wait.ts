@@ -24,35 +24,122 @@ export function checkCancelled(syscall: string, opts: CallOptions | undefined): 
   }
 }
 
-// Timers run on the event loop's cached clock and may fire up to a
-// millisecond before now() reaches the deadline: re-arm for the rest.
-function arm(ctrl: AbortController, dl: number): NodeJS.Timeout {
-  const ms = dl - now();
-  return setTimeout(() => {
-    if (now() >= dl) ctrl.abort(DEADLINE);
-    else timers.set(ctrl, arm(ctrl, dl));
-  }, Math.min(Math.max(ms, 1), MAX_TIMER));
+/**
+ * Deadlines of waiting calls. Each waiting call with a deadline gets an
+ * AbortController that is aborted when the deadline passes; one Node timer,
+ * armed for the earliest deadline, serves them all (a timer per call costs
+ * more than the call). Controllers that were not aborted go back to a pool:
+ * a fresh AbortSignal's first listener is expensive, a reused one's is not.
+ */
+interface Entry { dl: number; ctrl: AbortController; live: boolean }
+
+const heap: Entry[] = [];
+let live = 0;
+let timer: NodeJS.Timeout | null = null;
+let timerAt = Infinity;
+const pool: AbortController[] = [];
+const POOL_MAX = 1024;
+
+function up(i: number): void {
+  const e = heap[i]!;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (heap[p]!.dl <= e.dl) break;
+    heap[i] = heap[p]!;
+    i = p;
+  }
+  heap[i] = e;
 }
-// The live timer of each deadline controller (re-arming replaces it).
-const timers = new WeakMap<AbortController, NodeJS.Timeout>();
+
+function down(i: number): void {
+  const n = heap.length;
+  const e = heap[i]!;
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && heap[c + 1]!.dl < heap[c]!.dl) c++;
+    if (heap[c]!.dl >= e.dl) break;
+    heap[i] = heap[c]!;
+    i = c;
+  }
+  heap[i] = e;
+}
+
+function pop(): Entry {
+  const top = heap[0]!;
+  const last = heap.pop()!;
+  if (heap.length > 0) { heap[0] = last; down(0); }
+  return top;
+}
+
+// Timers run on the event loop's cached clock and may fire up to a
+// millisecond before now() reaches the deadline: expiry is judged by now().
+function fire(): void {
+  timer = null;
+  timerAt = Infinity;
+  const t = now();
+  while (heap.length > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
+    const e = pop();
+    if (e.live) { e.live = false; live--; e.ctrl.abort(DEADLINE); }
+  }
+  arm();
+}
+
+/** Keeps the one timer set for the earliest live deadline (none when nothing waits). */
+function arm(): void {
+  while (heap.length > 0 && !heap[0]!.live) pop();
+  if (live === 0) {
+    // Nothing waits: the timer stays set but no longer holds the process
+    // open, and the next call (usually with a later deadline) reuses it.
+    heap.length = 0;
+    if (timer !== null) timer.unref();
+    return;
+  }
+  const at = heap[0]!.dl;
+  if (timer !== null && timerAt <= at) { timer.ref(); return; }
+  if (timer !== null) clearTimeout(timer);
+  timerAt = at;
+  timer = setTimeout(fire, Math.min(Math.max(at - now(), 1), MAX_TIMER));
+}
+
+function addDeadline(dl: number): Entry {
+  const ctrl = pool.pop() ?? new AbortController();
+  const e: Entry = { dl, ctrl, live: true };
+  heap.push(e);
+  up(heap.length - 1);
+  live++;
+  if (dl < timerAt || live === 1) arm();
+  return e;
+}
+
+function dropDeadline(e: Entry): void {
+  if (e.live) {
+    e.live = false;
+    live--;
+    if (!e.ctrl.signal.aborted && pool.length < POOL_MAX) pool.push(e.ctrl);
+  }
+  if (live === 0) arm();
+  else if (heap.length > 2 * live + 1024) {
+    // Calls mostly finish long before their deadlines: drop the dead entries.
+    const keep = heap.filter((x) => x.live);
+    heap.length = 0;
+    for (const x of keep) { heap.push(x); up(heap.length - 1); }
+  }
+}
 
 /**
- * The one signal a waiting call listens to: the deadline, the caller's signal
+ * The one signal a waiting call listens to: the deadline's, the caller's
  * and the enclosing coroutine's, combined only when more than one applies.
  */
-function waitSignal(dl: number, user: AbortSignal | undefined, co: AbortSignal | undefined):
-    { signal: AbortSignal | undefined; ctrl: AbortController | undefined } {
-  let ctrl: AbortController | undefined;
-  if (dl >= 0) {
-    ctrl = new AbortController();
-    timers.set(ctrl, arm(ctrl, dl));
-  }
+function waitSignal(entry: Entry | undefined, user: AbortSignal | undefined, co: AbortSignal | undefined): AbortSignal | undefined {
+  const d = entry?.ctrl.signal;
+  if (user === undefined && co === undefined) return d;
+  if (d === undefined && (user === undefined || co === undefined)) return user ?? co;
   const parts: AbortSignal[] = [];
-  if (ctrl !== undefined) parts.push(ctrl.signal);
+  if (d !== undefined) parts.push(d);
   if (user !== undefined) parts.push(user);
   if (co !== undefined) parts.push(co);
-  const signal = parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : AbortSignal.any(parts);
-  return { signal, ctrl };
+  return AbortSignal.any(parts);
 }
 
 export type Executor<T> = (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void;
@@ -77,12 +164,13 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
     return Promise.reject(new DillError("ETIMEDOUT", syscall,
       dl === 0 ? "the operation would have to wait and the deadline is 0" : "the deadline has already passed"));
   }
-  const { signal, ctrl } = waitSignal(dl, user, co);
+  const entry = dl > 0 && Number.isFinite(dl) ? addDeadline(dl) : undefined;
+  const signal = waitSignal(entry, user, co);
   if (signal === undefined) return new Promise<T>((res, rej) => { executor(res, rej); });
   return execute<T>(signal, executor).then(
-    (v) => { if (ctrl !== undefined) clearTimeout(timers.get(ctrl)); return v; },
+    (v) => { if (entry !== undefined) dropDeadline(entry); return v; },
     (e: unknown) => {
-      if (ctrl !== undefined) clearTimeout(timers.get(ctrl));
+      if (entry !== undefined) dropDeadline(entry);
       if (e instanceof DillError) throw e;
       if (e === DEADLINE) throw new DillError("ETIMEDOUT", syscall);
       throw new DillError("ECANCELED", syscall, undefined, { cause: e });

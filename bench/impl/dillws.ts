@@ -2,7 +2,7 @@ import {
   bundle, bundleGo, hclose, ipaddrLocal, ipaddrPort, now, tcpConnect, tcpIncoming, tcpListen, tcpLocalAddr,
   wsAttachClient, wsAttachServer, wsDone, wsMessages, wsRecv, wsSend, WS_BINARY, WS_TEXT, type WsHandle,
 } from "../../lib/index";
-import { MB, seconds, type Impl, type Params, type Scenario } from "../common";
+import { MB, seconds, type Impl, type Params, type Scenario, until } from "../common";
 
 const DL = 30000;
 const LIMIT = 64 << 20;
@@ -41,6 +41,7 @@ export const impl: Impl = {
   },
 
   async broadcast(p) {
+    await until(() => clients.size >= p.conns);
     const payload = Buffer.alloc(p.size, 1);
     for (let i = 0; i < p.count; i++) {
       await Promise.all([...clients].map((ws) => wsSend(ws, WS_BINARY, payload, now() + DL)));

@@ -1,6 +1,6 @@
 // The ceiling: node:net with 4-byte length-prefixed messages, no WebSocket.
 import { connect, createServer, type Socket } from "node:net";
-import { MB, seconds, type Impl } from "../common";
+import { MB, seconds, type Impl, until } from "../common";
 
 const clients = new Set<Socket>();
 
@@ -55,6 +55,7 @@ export const impl: Impl = {
   },
 
   async broadcast(p) {
+    await until(() => clients.size >= p.conns);
     const payload = Buffer.alloc(p.size, 1);
     for (let i = 0; i < p.count; i++) for (const c of clients) send(c, payload);
   },

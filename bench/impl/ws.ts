@@ -1,5 +1,5 @@
 import { WebSocket, WebSocketServer } from "ws";
-import { MB, seconds, type Impl } from "../common";
+import { MB, seconds, type Impl, until } from "../common";
 
 const LIMIT = 64 << 20;
 const clients = new Set<WebSocket>();
@@ -33,6 +33,7 @@ export const impl: Impl = {
   },
 
   async broadcast(p) {
+    await until(() => clients.size >= p.conns);
     const payload = Buffer.alloc(p.size, 1);
     for (let i = 0; i < p.count; i++) for (const c of clients) c.send(payload);
   },
