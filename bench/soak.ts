@@ -159,7 +159,8 @@ const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - 
 const warm = samples.slice(0, -1).filter((s) => s.t >= WARMUP);
 console.log(`\nmessages ${stats.messages} (${mb(stats.bytes)}), reconnects ${stats.reconnects}, expired receives ${stats.timeouts}, ` +
   `mismatches ${stats.mismatches}, errors ${JSON.stringify(Object.fromEntries(stats.errors))}`);
-console.log(`after closing everything: heap+ext ${mb(after.heap)}, rss ${mb(after.rss)}, active resources ${after.resources}`);
+console.log(`after closing everything: heap+ext ${mb(after.heap)}, rss ${mb(after.rss)}, ` +
+  `active resources ${after.resources} (${process.getActiveResourcesInfo().join(", ")})`);
 let ok = stats.mismatches === 0 && stats.errors.size === 0 && stats.messages > 0;
 if (warm.length < 3) {
   console.log(`verdict: UNDECIDED — only ${warm.length} samples after the warm-up; run longer (--seconds) or sample more often (--interval)`);

@@ -127,22 +127,31 @@ function dropDeadline(e: Entry): void {
   }
 }
 
-/**
- * The one signal a waiting call listens to: the deadline's, the caller's
- * and the enclosing coroutine's, combined only when more than one applies.
- */
-function waitSignal(entry: Entry | undefined, user: AbortSignal | undefined, co: AbortSignal | undefined): AbortSignal | undefined {
-  const d = entry?.ctrl.signal;
-  if (user === undefined && co === undefined) return d;
-  if (d === undefined && (user === undefined || co === undefined)) return user ?? co;
-  const parts: AbortSignal[] = [];
-  if (d !== undefined) parts.push(d);
-  if (user !== undefined) parts.push(user);
-  if (co !== undefined) parts.push(co);
-  return AbortSignal.any(parts);
-}
-
 export type Executor<T> = (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void;
+
+// Settles an inner wait whose outer signal fired (its result is not used).
+const OUTER: unique symbol = Symbol("dillws outer abort");
+
+/**
+ * Waits under several signals by nesting abort-controller-x's execute, one
+ * level per signal. AbortSignal.any would be shorter, but on Node 20 every
+ * combined signal stays registered in its long-lived sources (a coroutine's,
+ * a server's shutdown signal) for good: memory would grow with each call.
+ */
+function waitOn<T>(signals: readonly AbortSignal[], i: number, executor: Executor<T>): Promise<T> {
+  if (i === signals.length - 1) return execute<T>(signals[i]!, executor);
+  return execute<T>(signals[i]!, (resolve, reject) => {
+    let cleanup: (() => void) | undefined;
+    let rejectInner: ((e: unknown) => void) | undefined;
+    waitOn<T>(signals, i + 1, (res, rej) => {
+      rejectInner = rej;
+      cleanup = executor(res, rej);
+      return cleanup;
+    }).then(resolve, reject);
+    // This level's signal fired: undo the call, and end the inner levels so they stop listening.
+    return () => { cleanup?.(); rejectInner?.(OUTER); };
+  });
+}
 
 /**
  * Waits for `executor` to settle under a deadline (absolute ms, -1 never, 0 no
@@ -165,9 +174,21 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
       dl === 0 ? "the operation would have to wait and the deadline is 0" : "the deadline has already passed"));
   }
   const entry = dl > 0 && Number.isFinite(dl) ? addDeadline(dl) : undefined;
-  const signal = waitSignal(entry, user, co);
-  if (signal === undefined) return new Promise<T>((res, rej) => { executor(res, rej); });
-  return execute<T>(signal, executor).then(
+  const d = entry?.ctrl.signal;
+  let p: Promise<T>;
+  if (user === undefined && co === undefined) {
+    if (d === undefined) return new Promise<T>((res, rej) => { executor(res, rej); });
+    p = execute<T>(d, executor);
+  } else if (d === undefined && (user === undefined || co === undefined)) {
+    p = execute<T>((user ?? co)!, executor);
+  } else {
+    const parts: AbortSignal[] = [];
+    if (d !== undefined) parts.push(d);
+    if (user !== undefined) parts.push(user);
+    if (co !== undefined) parts.push(co);
+    p = waitOn<T>(parts, 0, executor);
+  }
+  return p.then(
     (v) => { if (entry !== undefined) dropDeadline(entry); return v; },
     (e: unknown) => {
       if (entry !== undefined) dropDeadline(entry);

@@ -172,6 +172,8 @@ export async function wsAttachServer<B extends ByteHandle>(s: B, flags: number, 
   let refused = false;
   const refuse = async (status: number, headers?: Record<string, string>, body?: string): Promise<void> => {
     refused = true;
+    // Read nothing more from a peer we are refusing (its head may never end).
+    st.sock.pause();
     try { await st.send(buildRefusal(status, headers, body), syscall, dl, opts); } catch { /* the peer may be gone */ }
     st.shutdown();
   };
