@@ -8,7 +8,7 @@ interface Waiter { resolve: (v: undefined) => void; reject: (e: unknown) => void
  */
 export class Lock {
   held = false;
-  private readonly q: Waiter[] = [];
+  private q: Waiter[] | null = null; // made on first contention: most locks never wait
 
   tryAcquire(): boolean {
     if (this.held) return false;
@@ -19,20 +19,21 @@ export class Lock {
   acquire(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
     return block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const w: Waiter = { resolve, reject, syscall };
-      this.q.push(w);
-      return () => { const i = this.q.indexOf(w); if (i >= 0) this.q.splice(i, 1); };
+      const q = this.q ??= [];
+      q.push(w);
+      return () => { const i = q.indexOf(w); if (i >= 0) q.splice(i, 1); };
     });
   }
 
   /** Hands the lock to the next waiter, in call order. */
   release(): void {
-    const w = this.q.shift();
+    const w = this.q?.shift();
     if (w === undefined) this.held = false;
     else w.resolve(undefined);
   }
 
   /** Fails every waiter (the handle is going away). */
   failAll(e: (syscall: string) => unknown): void {
-    for (const w of this.q.splice(0)) w.reject(e(w.syscall));
+    if (this.q !== null) for (const w of this.q.splice(0)) w.reject(e(w.syscall));
   }
 }

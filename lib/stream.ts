@@ -47,17 +47,19 @@ export class ByteStream implements HandleObject {
     this.sock = sock;
     sock.allowHalfOpen = true;
     sock.setNoDelay?.(true);
-    sock.on("data", this.onData);
-    sock.on("end", this.onEnd);
-    sock.on("error", this.onError);
-    sock.on("close", this.onClose);
-    sock.on("drain", this.onDrain);
-    sock.on("finish", this.onFinish);
+    (sock as OwnedSocket)[OWNER] = this;
+    sock.on("data", onData);
+    sock.on("end", onEnd);
+    sock.on("error", onError);
+    sock.on("close", onClose);
+    sock.on("drain", onDrain);
+    sock.on("finish", onFinish);
     sock.resume();
   }
 
-  // --- socket events (bound once per stream, not per call) ---
-  private readonly onData = (chunk: Buffer): void => {
+  // --- socket events (shared functions find the stream through the socket) ---
+  /** @internal */
+  handleData(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const r = this.reader;
@@ -67,14 +69,17 @@ export class ByteStream implements HandleObject {
       this.paused = true;
       this.sock.pause();
     }
-  };
-  private readonly onEnd = (): void => { this.eof = true; this.wakeReader(); };
-  private readonly onError = (e: Error): void => {
+  }
+  /** @internal */
+  handleEnd(): void { this.eof = true; this.wakeReader(); }
+  /** @internal */
+  handleError(e: Error): void {
     if (this.failure === null) this.failure = fromNodeError(e, "socket");
     this.wakeReader();
     this.wakeDrain();
-  };
-  private readonly onClose = (): void => {
+  }
+  /** @internal */
+  handleClose(): void {
     // A close without a FIN or an error is an abort from our side or the peer's.
     if (!this.eof && this.failure === null) {
       this.failure = new DillError("ECONNRESET", "socket", "the connection was closed");
@@ -82,9 +87,11 @@ export class ByteStream implements HandleObject {
     this.wakeReader();
     this.wakeDrain();
     for (const f of this.finishWaiters.splice(0)) f();
-  };
-  private readonly onDrain = (): void => { this.wakeDrain(); };
-  private readonly onFinish = (): void => { for (const f of this.finishWaiters.splice(0)) f(); };
+  }
+  /** @internal */
+  handleDrain(): void { this.wakeDrain(); }
+  /** @internal */
+  handleFinish(): void { for (const f of this.finishWaiters.splice(0)) f(); }
 
   private wakeReader(): void {
     const r = this.reader;
@@ -191,7 +198,7 @@ export class ByteStream implements HandleObject {
     return c.subarray(this.head, this.head + n);
   }
 
-  private readonly scratch = Buffer.allocUnsafe(16);
+  private scratch: Buffer | null = null;
 
   /**
    * The first n (<= 16) buffered bytes without consuming them: a view, or a
@@ -200,8 +207,9 @@ export class ByteStream implements HandleObject {
   peekSmall(n: number): Buffer {
     const c = this.chunks[0]!;
     if (c.length - this.head >= n) return c.subarray(this.head, this.head + n);
-    for (let i = 0; i < n; i++) this.scratch[i] = this.byteAt(i);
-    return this.scratch.subarray(0, n);
+    const sc = this.scratch ??= Buffer.allocUnsafe(16);
+    for (let i = 0; i < n; i++) sc[i] = this.byteAt(i);
+    return sc.subarray(0, n);
   }
 
   /** Flushes what was written, then closes (a refused handshake). */
@@ -389,5 +397,16 @@ export class ByteStream implements HandleObject {
     this.buffered = 0;
   }
 }
+
+// One set of listener functions for every socket (closures per stream would
+// cost memory per idle connection); Node calls them with the socket as this.
+const OWNER: unique symbol = Symbol("dillws stream");
+type OwnedSocket = Socket & { [OWNER]?: ByteStream };
+function onData(this: OwnedSocket, chunk: Buffer): void { this[OWNER]!.handleData(chunk); }
+function onEnd(this: OwnedSocket): void { this[OWNER]!.handleEnd(); }
+function onError(this: OwnedSocket, e: Error): void { this[OWNER]!.handleError(e); }
+function onClose(this: OwnedSocket): void { this[OWNER]!.handleClose(); }
+function onDrain(this: OwnedSocket): void { this[OWNER]!.handleDrain(); }
+function onFinish(this: OwnedSocket): void { this[OWNER]!.handleFinish(); }
 
 export const isByteStream = (o: HandleObject): o is ByteStream => o instanceof ByteStream;

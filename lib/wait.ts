@@ -38,7 +38,7 @@ let live = 0;
 let timer: NodeJS.Timeout | null = null;
 let timerAt = Infinity;
 const pool: AbortController[] = [];
-const POOL_MAX = 1024;
+const POOL_MAX = 64;
 
 function up(i: number): void {
   const e = heap[i]!;

@@ -84,13 +84,13 @@ export class WsConn implements HandleObject {
   private readonly hdr = newHeader();
   private inFrame = false;
   private frameGot = 0;
-  private readonly key = Buffer.alloc(4);
+  private readonly key = Buffer.allocUnsafe(4); // a slice of Node's pool: no ArrayBuffer per connection
   private msgOp = 0;
   private parts: Buffer[] = [];
   /** The buffer small fragments are merged into (parts[0] is a view of it then). */
   private acc: Buffer | null = null;
   private partsLen = 0;
-  private readonly utf8 = new Utf8Validator();
+  private utf8: Utf8Validator | null = null; // made for the first text message
 
   private readonly inbox: WsMessage[] = [];
   private inboxBytes = 0;
@@ -155,7 +155,7 @@ export class WsConn implements HandleObject {
         } else {
           if (this.msgOp !== 0) throw new ProtocolError(CLOSE_PROTOCOL, "a new message began before the fragmented one ended");
           this.msgOp = op;
-          if (op === OP_TEXT) this.utf8.reset();
+          if (op === OP_TEXT) (this.utf8 ??= new Utf8Validator()).reset();
         }
         if (this.partsLen + h.length > this.maxMessageSize) {
           throw new ProtocolError(CLOSE_TOO_BIG, `a message of more than ${this.maxMessageSize} bytes`);
@@ -171,7 +171,7 @@ export class WsConn implements HandleObject {
         const k = Math.min(first, h.length - this.frameGot);
         const chunk = s.take(k);
         if (h.masked) applyMask(chunk, 0, k, this.key, 0, this.frameGot);
-        if (this.msgOp === OP_TEXT && !this.utf8.feed(chunk)) {
+        if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
         if (!this.discarding) {
@@ -185,7 +185,7 @@ export class WsConn implements HandleObject {
       }
       this.inFrame = false;
       if (!h.fin) continue;
-      if (this.msgOp === OP_TEXT && !this.utf8.complete) {
+      if (this.msgOp === OP_TEXT && !this.utf8!.complete) {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
       const parts = this.parts;
