@@ -6,6 +6,13 @@ import { block, checkCancelled, type CallOptions } from "./wait";
 
 /** Unread bytes above which the socket is paused (backpressure to the peer). */
 export const READ_HIGH_WATER = 1 << 20;
+/**
+ * Bytes queued in the socket (not yet taken by the kernel) above which sends
+ * wait for room. Larger than Node's 16 KiB so that a stream of messages
+ * leaves in big writes instead of one event-loop turn per 16 KiB; the queue
+ * stays bounded by this plus one message.
+ */
+export const WRITE_HIGH_WATER = 256 << 10;
 
 interface ReadWaiter { need: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
 interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) => void }
@@ -241,7 +248,7 @@ export class ByteStream implements HandleObject {
 
   /** Whether a write now would not have to wait for room. */
   canWrite(): boolean {
-    return !this.writeLock.held && !this.sock.writableNeedDrain;
+    return !this.writeLock.held && this.sock.writableLength < WRITE_HIGH_WATER;
   }
 
   /** The error for a write that cannot be done at all (or null). */
@@ -263,7 +270,7 @@ export class ByteStream implements HandleObject {
   async room(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
     if (!this.writeLock.tryAcquire()) await this.writeLock.acquire(syscall, dl, opts);
     try {
-      while (this.sock.writableNeedDrain) {
+      while (this.sock.writableLength >= WRITE_HIGH_WATER) {
         const e = this.writeError(syscall);
         if (e !== null) throw e;
         await block<undefined>(syscall, dl, opts, (resolve, reject) => {

@@ -4,16 +4,37 @@ import { MB, seconds, type Impl, until } from "../common";
 
 const clients = new Set<Socket>();
 
-/** Splits a byte stream into length-prefixed messages. */
+/** Splits a byte stream into length-prefixed messages (chunks kept in a list: linear for big messages). */
 function reader(sock: Socket, onMessage: (m: Buffer) => void): void {
-  let buf: Buffer = Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  let have = 0;
+  let need = -1; // payload length of the message being read, -1 while its prefix is incomplete
   sock.on("data", (d: Buffer) => {
-    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-    while (buf.length >= 4) {
-      const n = buf.readUInt32BE(0);
-      if (buf.length < 4 + n) break;
-      onMessage(buf.subarray(4, 4 + n));
-      buf = buf.subarray(4 + n);
+    parts.push(d);
+    have += d.length;
+    for (;;) {
+      if (need < 0) {
+        if (have < 4) return;
+        if (parts[0]!.length < 4) parts.splice(0, parts.length, Buffer.concat(parts));
+        need = parts[0]!.readUInt32BE(0);
+        parts[0] = parts[0]!.subarray(4);
+        have -= 4;
+      }
+      if (have < need) return;
+      let m: Buffer;
+      if (parts[0]!.length >= need) {
+        m = parts[0]!.subarray(0, need);
+        parts[0] = parts[0]!.subarray(need);
+      } else {
+        const all = Buffer.concat(parts);
+        m = all.subarray(0, need);
+        parts.splice(0, parts.length, all.subarray(need));
+      }
+      have -= need;
+      need = -1;
+      if (parts[0]!.length === 0) parts.shift();
+      onMessage(m);
+      if (parts.length === 0) return;
     }
   });
 }
