@@ -25,11 +25,17 @@ function sendFlags(flags: number, syscall: string): void {
 }
 
 /** Sends one message (WS_TEXT or WS_BINARY in flags), whole or not at all. */
-export async function wsSend(ws: WsHandle, flags: number, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
-  const c = conn(ws, "wsSend");
-  sendFlags(flags, "wsSend");
-  const p = payload(flags, data, "wsSend");
-  await c.send("wsSend", (flags & WS_TEXT) !== 0 ? OP_TEXT : OP_BINARY, p, dl, opts);
+export function wsSend(ws: WsHandle, flags: number, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+  let c: WsConn;
+  let p: Buffer | string;
+  try {
+    c = conn(ws, "wsSend");
+    sendFlags(flags, "wsSend");
+    p = payload(flags, data, "wsSend");
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return c.send("wsSend", (flags & WS_TEXT) !== 0 ? OP_TEXT : OP_BINARY, p, dl, opts);
 }
 
 /** Sends the concatenation of chunks as one message. */
@@ -111,10 +117,16 @@ export function wsResponseKey(requestKey: string): string {
 }
 
 /** Sends a message of the type chosen at attach time. */
-export async function msend(h: MsgHandle, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
-  const c = conn(h, "msend");
-  const p = payload(c.type, data, "msend");
-  await c.send("msend", c.type === WS_TEXT ? OP_TEXT : OP_BINARY, p, dl, opts);
+export function msend(h: MsgHandle, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+  let c: WsConn;
+  let p: Buffer | string;
+  try {
+    c = conn(h, "msend");
+    p = payload(c.type, data, "msend");
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return c.send("msend", c.type === WS_TEXT ? OP_TEXT : OP_BINARY, p, dl, opts);
 }
 
 /** Receives a message of the type chosen at attach time; another type is consumed and fails EPROTO. */

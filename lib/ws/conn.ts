@@ -27,6 +27,8 @@ const INBOX_MIN = 1 << 20;
 const MAX_PARTS = 64;
 
 const EMPTY = Buffer.alloc(0);
+/** Returned by calls that completed at once (a settled promise can be shared). */
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** A received message. `text` decodes `data` as UTF-8 on demand. */
 export class WsMessage {
@@ -396,28 +398,46 @@ export class WsConn implements HandleObject {
   }
 
   /** Sends one frame all-or-nothing, after frames already queued. */
-  async send(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
-             closing = false): Promise<void> {
-    checkCancelled(syscall, opts);
-    let e = this.stateError(syscall, true);
-    if (e !== null) throw e;
-    const f = this.frame(op, data);
-    const s = this.s;
-    if (!s.canWrite()) {
-      try {
-        await s.room(syscall, dl, opts);
-      } catch (err) {
-        throw this.sockFailed(err, syscall);
-      }
-      s.writeLock.release(); // we write synchronously right below
-      e = this.stateError(syscall, true);
+  /**
+   * Sends one frame all-or-nothing, after frames already queued. When the
+   * socket has room it writes at once and returns a shared resolved promise:
+   * the fast path allocates no promise, closure or timer.
+   */
+  send(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
+       closing = false): Promise<void> {
+    try {
+      checkCancelled(syscall, opts);
+      const e = this.stateError(syscall, true);
       if (e !== null) throw e;
+      const s = this.s;
+      if (!s.canWrite()) return this.sendSlow(syscall, this.frame(op, data), dl, opts, closing);
+      const we = s.writeError(syscall);
+      if (we !== null) throw this.sockFailed(we, syscall);
+      const f = this.frame(op, data);
+      if (closing) this.sentClose = true;
+      s.writeNow(f);
+      return RESOLVED;
+    } catch (e) {
+      return Promise.reject(e);
     }
-    e = s.writeError(syscall);
-    if (e !== null) throw this.sockFailed(e, syscall);
+  }
+
+  private async sendSlow(syscall: string, f: Buffer, dl: number, opts: CallOptions | undefined, closing: boolean): Promise<void> {
+    const s = this.s;
+    try {
+      await s.room(syscall, dl, opts);
+    } catch (err) {
+      throw this.sockFailed(err, syscall);
+    }
+    s.writeLock.release(); // we write synchronously right below
+    const e = this.stateError(syscall, true);
+    if (e !== null) throw e;
+    const we = s.writeError(syscall);
+    if (we !== null) throw this.sockFailed(we, syscall);
     if (closing) this.sentClose = true;
     s.writeNow(f);
   }
+
 
   /**
    * A write-side error of the stream below: a socket that broke (reset, or
