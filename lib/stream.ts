@@ -291,7 +291,7 @@ export class ByteStream implements HandleObject {
    * leave together (one writev) when the tick ends: many small messages cost
    * one syscall, not one each.
    */
-  writeNow(data: Buffer | string | readonly Uint8Array[]): void {
+  writeNow(data: Buffer | string | readonly Uint8Array[], written?: () => void): void {
     const sock = this.sock;
     if (!this.corked) {
       this.corked = true;
@@ -299,7 +299,9 @@ export class ByteStream implements HandleObject {
       process.nextTick(this.uncork);
     }
     if (typeof data === "string" || !Array.isArray(data)) {
-      sock.write(data as Buffer | string);
+      // `written` runs once the socket is done with the bytes (also on error).
+      if (written !== undefined) sock.write(data as Buffer | string, written);
+      else sock.write(data as Buffer | string);
       return;
     }
     for (const c of data as readonly Uint8Array[]) sock.write(c);

@@ -301,3 +301,31 @@ describe("many small fragments", () => {
     hclose(ls);
   });
 });
+
+describe("large frames reuse their buffers only once written", () => {
+  it("40 distinct 256 KiB messages to a slow reader all arrive intact", async () => {
+    const [ls, port] = await listener();
+    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const sv = await tcpAccept(ls, T());
+    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T()), wsAttachServer(sv, WS_BINARY, T())]);
+    const size = 256 * 1024;
+    const make = (i: number): Buffer => { const b = Buffer.alloc(size); for (let k = 0; k < size; k += 997) b[k] = (i * 31 + k) & 0xff; b.writeUInt32BE(i, 0); return b; };
+    // Both directions: the client masks into pooled frames, the server copies into them.
+    const sending = (async () => {
+      for (let i = 0; i < 40; i++) await wsSend(r.ws, WS_BINARY, make(i), now() + 30000);
+      for (let i = 0; i < 40; i++) await wsSend(ws, WS_BINARY, make(100 + i), now() + 30000);
+    })();
+    for (let i = 0; i < 40; i++) {
+      if (i % 8 === 0) await new Promise((res) => setTimeout(res, 20)); // let the queue fill
+      const m = await wsRecv(ws, now() + 30000);
+      expect(m.data.equals(make(i))).toBe(true);
+    }
+    for (let i = 0; i < 40; i++) {
+      if (i % 8 === 0) await new Promise((res) => setTimeout(res, 20));
+      const m = await wsRecv(r.ws, now() + 30000);
+      expect(m.data.equals(make(100 + i))).toBe(true);
+    }
+    await sending;
+    hclose(ws); hclose(r.ws); hclose(ls);
+  });
+});

@@ -10,6 +10,7 @@ import {
   decodeHeader, encodeHeader, encodedHeaderLength, isControl, newHeader,
   MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 } from "./frame";
+import { POOLED_MIN, release, take } from "./bufpool";
 import { applyMask, drawMask } from "./mask";
 import { Utf8Validator } from "./utf8";
 
@@ -381,7 +382,7 @@ export class WsConn implements HandleObject {
     const hl = encodedHeaderLength(len, client);
     // Always one buffer of our own: one write per frame, and the caller may
     // reuse its data as soon as the send resolves.
-    const out = Buffer.allocUnsafe(hl + len);
+    const out = hl + len >= POOLED_MIN ? take(hl + len).subarray(0, hl + len) : Buffer.allocUnsafe(hl + len);
     if (client) { drawMask(out, hl - 4); encodeHeader(out, 0, true, op, len, out, hl - 4); }
     else encodeHeader(out, 0, true, op, len, null);
     if (typeof data === "string") out.write(data, hl, "utf8");
@@ -415,7 +416,7 @@ export class WsConn implements HandleObject {
       if (we !== null) throw this.sockFailed(we, syscall);
       const f = this.frame(op, data);
       if (closing) this.sentClose = true;
-      s.writeNow(f);
+      s.writeNow(f, f.length >= POOLED_MIN ? () => release(f) : undefined);
       return RESOLVED;
     } catch (e) {
       return Promise.reject(e);
@@ -435,7 +436,7 @@ export class WsConn implements HandleObject {
     const we = s.writeError(syscall);
     if (we !== null) throw this.sockFailed(we, syscall);
     if (closing) this.sentClose = true;
-    s.writeNow(f);
+    s.writeNow(f, f.length >= POOLED_MIN ? () => release(f) : undefined);
   }
 
 
