@@ -1,12 +1,12 @@
 // Buffers for large frames, reused once the socket has written them: a new
 // 1 MiB ArrayBuffer per message costs more (allocation, external-memory GC)
-// than the copy into it. Power-of-two classes from 4 KiB to 16 MiB, each
-// keeping at most 4 MiB (and at least 2 buffers); anything else is allocated
-// and left to the GC.
+// than the copy into it. Power-of-two classes from 4 KiB to 4 MiB, each
+// keeping at most 1 MiB (or one buffer): at most 15 MiB for the process.
+// Anything else is allocated and left to the GC.
 
 const MIN_SHIFT = 12;
-const MAX_SHIFT = 24;
-const CLASS_BYTES = 4 << 20;
+const MAX_SHIFT = 22;
+const CLASS_BYTES = 1 << 20;
 const classes: Buffer[][] = [];
 for (let i = MIN_SHIFT; i <= MAX_SHIFT; i++) classes.push([]);
 
@@ -31,5 +31,5 @@ export function release(b: Buffer): void {
   const n = b.buffer.byteLength;
   if (b.byteOffset !== 0 || n < (1 << MIN_SHIFT) || n > (1 << MAX_SHIFT) || (n & (n - 1)) !== 0) return;
   const list = classes[cls(n) - MIN_SHIFT]!;
-  if (list.length < Math.max(2, CLASS_BYTES / n)) list.push(Buffer.from(b.buffer, 0, n));
+  if (list.length < Math.max(1, CLASS_BYTES / n)) list.push(Buffer.from(b.buffer, 0, n));
 }
