@@ -5,7 +5,7 @@ export type ErrorCode =
   | "EPIPE" | "ETIMEDOUT" | "ECANCELED" | "ECONNRESET" | "EPROTO" | "EMSGSIZE"
   | "EBADF" | "ENOTSUP" | "EINVAL" | "EAGAIN" | "ECONNREFUSED" | "EADDRINUSE"
   | "EADDRNOTAVAIL" | "ENOENT" | "EACCES" | "ENETUNREACH" | "EHOSTUNREACH"
-  | "ECONNABORTED" | "ENOTCONN" | "EIO" | "EMFILE" | "ENOMEM";
+  | "ECONNABORTED" | "ENOTCONN" | "EMFILE" | "ENOMEM";
 
 const errnos = constants.errno as Record<string, number>;
 
@@ -30,7 +30,6 @@ const defaults: Record<ErrorCode, string> = {
   EHOSTUNREACH: "the host is unreachable",
   ECONNABORTED: "the connection was aborted",
   ENOTCONN: "the socket is not connected",
-  EIO: "input/output error",
   EMFILE: "too many open files: raise the descriptor limit (ulimit -n) or hold fewer sockets",
   ENOMEM: "the system is out of memory or socket buffers",
 };

@@ -161,7 +161,7 @@ describe("DillError", () => {
   const codes: ErrorCode[] = [
     "EPIPE", "ETIMEDOUT", "ECANCELED", "ECONNRESET", "EPROTO", "EMSGSIZE", "EBADF", "ENOTSUP", "EINVAL",
     "EAGAIN", "ECONNREFUSED", "EADDRINUSE", "EADDRNOTAVAIL", "ENOENT", "EACCES", "ENETUNREACH",
-    "EHOSTUNREACH", "ECONNABORTED", "ENOTCONN", "EIO",
+    "EHOSTUNREACH", "ECONNABORTED", "ENOTCONN", "EMFILE", "ENOMEM",
   ];
 
   it.each(codes)("%s carries the positive Linux errno of os.constants.errno", (code) => {

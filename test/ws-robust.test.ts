@@ -7,7 +7,7 @@ import {
   WS_TEXT, type TcpHandle, type TcpListener, type WsHandle,
 } from "../lib/index";
 import { resourceBaseline } from "./helpers/leaks";
-import { rawConnect, rawFrame, upgradeRequest } from "./helpers/raw";
+import { rawConnect, rawFrame, upgradeRequest, type RawPeer } from "./helpers/raw";
 
 const leaks = resourceBaseline();
 afterAll(async () => { expect(await leaks()).toEqual([]); });
@@ -28,6 +28,22 @@ async function nohttpPair(): Promise<[WsHandle, WsHandle]> {
 async function listener(): Promise<[TcpListener, number]> {
   const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0));
   return [ls, ipaddrPort(tcpLocalAddr(ls))];
+}
+
+/** A raw client on a fresh listener: its accepted server-side handle, before any handshake. */
+async function rawPeer(): Promise<{ ls: TcpListener; peer: RawPeer; sv: TcpHandle }> {
+  const [ls, port] = await listener();
+  const peer = await rawConnect(port);
+  return { ls, peer, sv: await tcpAccept(ls, T()) };
+}
+
+/** A raw client whose upgrade request the server has accepted (the 101 already read). */
+async function rawAttached(): Promise<{ ls: TcpListener; peer: RawPeer; ws: WsHandle }> {
+  const { ls, peer, sv } = await rawPeer();
+  peer.write(upgradeRequest());
+  const { ws } = await wsAttachServer(sv, WS_BINARY, T());
+  await peer.head();
+  return { ls, peer, ws };
 }
 
 describe("argument validation", () => {
@@ -69,9 +85,7 @@ describe("argument validation", () => {
   });
 
   it("server extra headers with CR/LF are EINVAL and nothing is answered", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
+    const { ls, peer, sv } = await rawPeer();
     peer.write(upgradeRequest());
     const e = await err(wsAttachServer(sv, WS_TEXT, T(), { headers: { "X-A": "1\r\nSet-Cookie: x=1" } }));
     expect(e.code).toBe("EINVAL");
@@ -84,9 +98,7 @@ describe("argument validation", () => {
 
 describe("handshake refusals carry their HTTP status", () => {
   it("a malformed request gets 400 on the wire and httpStatus 400", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
+    const { ls, peer, sv } = await rawPeer();
     peer.write("GARBAGE\r\n\r\n");
     const e = await err(wsAttachServer(sv, WS_TEXT, T()));
     expect([e.code, e.httpStatus]).toEqual(["EPROTO", 400]);
@@ -96,9 +108,7 @@ describe("handshake refusals carry their HTTP status", () => {
   });
 
   it("an oversized head gets 431 and httpStatus 431 (EMSGSIZE)", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
+    const { ls, peer, sv } = await rawPeer();
     peer.write(upgradeRequest({ extra: `X-Big: ${"a".repeat(2000)}\r\n` }));
     const e = await err(wsAttachServer(sv, WS_TEXT, T(), { maxHeaderSize: 1024 }));
     expect([e.code, e.httpStatus]).toEqual(["EMSGSIZE", 431]);
@@ -156,12 +166,7 @@ describe("handshake refusals carry their HTTP status", () => {
 
 describe("failures below the WebSocket", () => {
   it("a peer reset while we send gives ECONNRESET, then ECONNRESET for every call", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
-    peer.write(upgradeRequest());
-    const { ws } = await wsAttachServer(sv, WS_BINARY, T());
-    await peer.head();
+    const { ls, peer, ws } = await rawAttached();
     peer.sock.resetAndDestroy();
     const big = Buffer.alloc(1 << 20);
     let code = "";
@@ -176,9 +181,7 @@ describe("failures below the WebSocket", () => {
   });
 
   it("a reset during the handshake is ECONNRESET for both roles", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
+    const { ls, peer, sv } = await rawPeer();
     peer.write("GET / HTTP/1.1\r\nHost: x\r\n");
     const pending = err(wsAttachServer(sv, WS_TEXT, T()));
     await new Promise((r) => setTimeout(r, 20));
@@ -202,12 +205,7 @@ describe("failures below the WebSocket", () => {
 
 describe("bounded queues", () => {
   it("while only wsPing waits, parsing ahead stops at the bound; the pong comes once messages are read", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
-    peer.write(upgradeRequest());
-    const { ws } = await wsAttachServer(sv, WS_BINARY, T());
-    await peer.head();
+    const { ls, peer, ws } = await rawAttached();
     const ping = wsPing(ws, "p", T());
     const f = await peer.frame();
     expect(f.opcode).toBe(9);
@@ -250,12 +248,7 @@ describe("types", () => {
 
 describe("many small fragments", () => {
   it("a 256 KiB message in 1-byte fragments arrives intact, merged as it comes", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
-    peer.write(upgradeRequest());
-    const { ws } = await wsAttachServer(sv, WS_BINARY, T());
-    await peer.head();
+    const { ls, peer, ws } = await rawAttached();
     const n = 256 * 1024;
     const want = Buffer.alloc(n);
     for (let i = 0; i < n; i++) want[i] = (i * 7 + 3) & 0xff;
@@ -275,9 +268,7 @@ describe("many small fragments", () => {
   });
 
   it("a check that rejects is answered 500 and its error passes through", async () => {
-    const [ls, port] = await listener();
-    const peer = await rawConnect(port);
-    const sv = await tcpAccept(ls, T());
+    const { ls, peer, sv } = await rawPeer();
     peer.write(upgradeRequest());
     const boom = new Error("database down");
     let caught: unknown;
