@@ -304,7 +304,11 @@ export class ByteStream implements HandleObject {
       else sock.write(data as Buffer | string);
       return;
     }
-    for (const c of data as readonly Uint8Array[]) sock.write(c);
+    const list = data as readonly Uint8Array[];
+    for (let i = 0; i < list.length; i++) {
+      if (i === list.length - 1 && written !== undefined) sock.write(list[i]!, written);
+      else sock.write(list[i]!);
+    }
   }
 
   private corked = false;

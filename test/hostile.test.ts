@@ -5,41 +5,21 @@
 import { WRITE_HIGH_WATER } from "../lib/stream";
 import { once } from "node:events";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import v8 from "node:v8";
-import vm from "node:vm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   bundle, bundleGo, DillError, go, hclose, ipaddrLocal, ipaddrPort, msleep, now, tcpAccept, tcpConnect, tcpFromSocket,
   tcpListen, tcpLocalAddr, tcpRemoteAddr, wsAttachClient, wsAttachServer, wsDone, wsRecv, wsSend, wsStatus,
   WS_BINARY, WS_TEXT, type TcpHandle, type WsAttachClientOptions, type WsAttachServerOptions, type WsHandle,
   type WsMessage,
 } from "../lib/index";
-import { resourceBaseline } from "./helpers/leaks";
+import { cleanupEachTest, memory } from "./helpers/leaks";
 import { accept, rawConnect as rawConnectHelper, rawFrame, rawServer as rawServerHelper, upgradeRequest, type RawPeer } from "./helpers/raw";
 
-let leaks: () => Promise<string[]> = async () => [];
-/** Teardown of what a test opened, run even when it failed half-way (closing twice is harmless). */
-const cleanups: Array<() => unknown> = [];
-function later(f: () => unknown): void { cleanups.push(f); }
-beforeEach(() => { leaks = resourceBaseline(); });
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try { await f(); } catch { /* already closed */ }
-  }
-  expect(await leaks(), "sockets/timers left over").toEqual([]);
-});
+const later = cleanupEachTest();
 
 const T = (ms = 10000): number => now() + ms;
 const LOCAL = "127.0.0.1";
 
-v8.setFlagsFromString("--expose-gc");
-const gc = vm.runInNewContext("gc") as () => void;
-/** JS heap plus Buffer memory, after full collections. */
-function memory(): number {
-  gc(); gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
-}
 
 async function code(p: Promise<unknown>): Promise<string> {
   try { await p; } catch (e) { if (e instanceof DillError) return e.code; throw e; }

@@ -5,12 +5,12 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   bundle, bundleGo, DillError, go, hclose, ipaddrLocal, ipaddrPort, now, tcpAccept, tcpListen, tcpLocalAddr,
   wsAttachServer, wsRecv, wsSend, WS_BINARY, type WsHandle,
 } from "../lib/index";
-import { resourceBaseline } from "./helpers/leaks";
+import { cleanupEachTest } from "./helpers/leaks";
 
 const CONNS = 10_000;
 // Per process: one socket per connection, plus the runner's own descriptors.
@@ -24,13 +24,7 @@ function fdLimit(): number {
 const limit = fdLimit();
 const enough = limit >= NEED;
 
-let leaks: () => Promise<string[]> = async () => [];
-const cleanups: Array<() => void> = [];
-beforeEach(() => { leaks = resourceBaseline(); });
-afterEach(async () => {
-  for (const f of cleanups.splice(0)) { try { f(); } catch { /* already closed */ } }
-  expect(await leaks(), "sockets/timers left over").toEqual([]);
-});
+const later = cleanupEachTest();
 
 const client = fileURLToPath(new URL("./helpers/load-client.ts", import.meta.url));
 
@@ -42,10 +36,10 @@ describe("load", () => {
   }
   it(title, async () => {
     const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0), 4096);
-    cleanups.push(() => hclose(ls));
+    later(() => hclose(ls));
     const port = ipaddrPort(tcpLocalAddr(ls));
     const b = bundle();
-    cleanups.push(() => hclose(b));
+    later(() => hclose(b));
     let active = 0;
     let peak = 0;
     let attached = 0;
@@ -78,12 +72,12 @@ describe("load", () => {
         });
       }
     });
-    cleanups.push(() => hclose(acceptor));
+    later(() => hclose(acceptor));
 
     const child = spawn(process.execPath, ["--import", "tsx", client, String(port), String(CONNS)], {
       stdio: ["pipe", "pipe", "inherit"],
     });
-    cleanups.push(() => { if (child.exitCode === null) child.kill(); });
+    later(() => { if (child.exitCode === null) child.kill(); });
     const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     const out = createInterface({ input: child.stdout! });
     const queue: string[] = [];

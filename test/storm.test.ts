@@ -4,22 +4,14 @@
 // the middle; failed calls are retried. Every message must arrive exactly
 // once, in order and intact. A seeded PRNG makes a run reproducible: the seed
 // is in the test name and in every failure message.
-import v8 from "node:v8";
-import vm from "node:vm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   bundle, bundleGo, DillError, go, hclose, ipaddrLocal, ipcPair, msleep, now, tcpAccept, tcpConnect, tcpListen,
   tcpLocalAddr, wsAttachClient, wsAttachServer, wsDone, wsRecv, wsSend, WS_BINARY, WS_NOHTTP, type WsHandle,
 } from "../lib/index";
-import { resourceBaseline } from "./helpers/leaks";
+import { cleanupEachTest, memory } from "./helpers/leaks";
 
-let leaks: () => Promise<string[]> = async () => [];
-const cleanups: Array<() => void> = [];
-beforeEach(() => { leaks = resourceBaseline(); });
-afterEach(async () => {
-  for (const f of cleanups.splice(0)) { try { f(); } catch { /* already closed */ } }
-  expect(await leaks(), "sockets/timers left over").toEqual([]);
-});
+const later = cleanupEachTest();
 
 /** xorshift32: tiny, seeded, reproducible. Returns floats in [0, 1). */
 function prng(seed: number): () => number {
@@ -234,14 +226,6 @@ function stormed(r: { send: Stats[]; recv: Stats[] }): void {
   }
 }
 
-v8.setFlagsFromString("--expose-gc");
-const gc = vm.runInNewContext("gc") as () => void;
-/** JS heap plus Buffer memory, after full collections. */
-function memory(): number {
-  gc(); gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
-}
 
 const COUNT = 3000;
 
@@ -249,14 +233,14 @@ describe("cancellation storm", () => {
   for (const seed of [1, 0xdecaf]) {
     it(`over TCP with the HTTP handshake (seed ${seed}): ${COUNT} messages each way arrive exactly once, in order, intact`, async () => {
       const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0));
-      cleanups.push(() => hclose(ls));
+      later(() => hclose(ls));
       const [t, s] = await Promise.all([tcpConnect(tcpLocalAddr(ls), now() + 10000), tcpAccept(ls, now() + 10000)]);
       hclose(ls);
       const [client, server] = await Promise.all([
         wsAttachClient(t, WS_BINARY, "/storm", "127.0.0.1", now() + 10000),
         wsAttachServer(s, WS_BINARY, now() + 10000),
       ]);
-      cleanups.push(() => hclose(client), () => hclose(server.ws));
+      later(() => hclose(client), () => hclose(server.ws));
       const r = await storm(client, server.ws, seed, COUNT, 45000);
       report(`tcp seed ${seed}`, r);
       stormed(r);
@@ -271,7 +255,7 @@ describe("cancellation storm", () => {
       wsAttachClient(x, WS_BINARY | WS_NOHTTP, "", "", now() + 10000),
       wsAttachServer(y, WS_BINARY | WS_NOHTTP, now() + 10000),
     ]);
-    cleanups.push(() => hclose(a), () => hclose(b.ws));
+    later(() => hclose(a), () => hclose(b.ws));
     const r = await storm(a, b.ws, 7, COUNT, 45000);
     report("ipc seed 7", r);
     stormed(r);
@@ -294,7 +278,7 @@ describe("long-lived cancellation scopes", () => {
         wsAttachClient(x, WS_BINARY | WS_NOHTTP, "", "", now() + 10000),
         wsAttachServer(y, WS_BINARY | WS_NOHTTP, now() + 10000),
       ]);
-      cleanups.push(() => hclose(a), () => hclose(b.ws));
+      later(() => hclose(a), () => hclose(b.ws));
       const ac = new AbortController();
       const opts = scope === "signal" ? { signal: ac.signal } : undefined;
       const one = Buffer.from("x");

@@ -410,35 +410,36 @@ export class WsConn implements HandleObject {
       checkCancelled(syscall, opts);
       const e = this.stateError(syscall, true);
       if (e !== null) throw e;
-      const s = this.s;
-      if (!s.canWrite()) return this.sendSlow(syscall, this.frame(op, data), dl, opts, closing);
-      const we = s.writeError(syscall);
-      if (we !== null) throw this.sockFailed(we, syscall);
-      const f = this.frame(op, data);
-      if (closing) this.sentClose = true;
-      s.writeNow(f, f.length >= POOLED_MIN ? () => release(f) : undefined);
+      if (!this.s.canWrite()) return this.sendSlow(syscall, op, data, dl, opts, closing);
+      this.commit(syscall, op, data, closing);
       return RESOLVED;
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  private async sendSlow(syscall: string, f: Buffer, dl: number, opts: CallOptions | undefined, closing: boolean): Promise<void> {
-    const s = this.s;
+  /** Waits for room (nothing is built or written if that fails), then writes. */
+  private async sendSlow(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
+                         closing: boolean): Promise<void> {
     try {
-      await s.room(syscall, dl, opts);
+      await this.s.room(syscall, dl, opts);
     } catch (err) {
       throw this.sockFailed(err, syscall);
     }
-    s.writeLock.release(); // we write synchronously right below
+    this.s.writeLock.release(); // commit writes synchronously right below
     const e = this.stateError(syscall, true);
     if (e !== null) throw e;
-    const we = s.writeError(syscall);
-    if (we !== null) throw this.sockFailed(we, syscall);
-    if (closing) this.sentClose = true;
-    s.writeNow(f, f.length >= POOLED_MIN ? () => release(f) : undefined);
+    this.commit(syscall, op, data, closing);
   }
 
+  /** Builds the frame and hands it to the socket; a pooled buffer goes back once written. */
+  private commit(syscall: string, op: number, data: Payload, closing: boolean): void {
+    const we = this.s.writeError(syscall);
+    if (we !== null) throw this.sockFailed(we, syscall);
+    const f = this.frame(op, data);
+    if (closing) this.sentClose = true;
+    this.s.writeNow(f, f.length >= POOLED_MIN ? () => release(f) : undefined);
+  }
 
   /**
    * A write-side error of the stream below: a socket that broke (reset, or

@@ -8,6 +8,7 @@ import {
 } from "../../lib/ws/frame";
 import { ProtocolError } from "../../lib/ws/errors";
 import { applyMask } from "../../lib/ws/mask";
+import { pseudoRandom } from "../helpers/foundation";
 
 const RUNS = 500;
 
@@ -80,16 +81,6 @@ const headerArb = fc.record({
   off: fc.integer({ min: 0, max: 9 }),
 });
 
-/** Deterministic payload bytes (fast-check would be slow at 64 KiB). */
-function payloadBytes(len: number, seed: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 describe("frame header round trips", () => {
   it("encodeHeader then decodeHeader gives back every field, or the protocol error the header deserves", () => {
@@ -138,7 +129,7 @@ describe("frame header round trips", () => {
       off: fc.integer({ min: 0, max: 7 }),
     }).filter((f) => f.opcode < 8 || (f.fin && f.length <= 125));
     fc.assert(fc.property(frameArb, ({ fin, opcode, key, length, seed, off }) => {
-      const payload = payloadBytes(length, seed);
+      const payload = pseudoRandom(length, seed);
       const wire = new Uint8Array(off + 14 + length);
       const hl = encodeHeader(wire, off, fin, opcode, length, key);
       wire.set(payload, off + hl);

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { applyMask } from "../../lib/ws/mask";
+import { pseudoRandom } from "../helpers/foundation";
 
 /** RFC 6455 5.3, one byte at a time: octet i of the payload is XORed with key[i MOD 4]. */
 function refMask(data: Uint8Array, start: number, end: number, key: Uint8Array, koff: number, phase: number): void {
@@ -19,16 +20,6 @@ function placed(content: Uint8Array, shift: number): { whole: Uint8Array; view: 
   return { whole, view: whole.subarray(shift, shift + content.length) };
 }
 
-/** Deterministic bytes for long inputs (generating them byte by byte through fast-check is slow). */
-function pseudoRandom(len: number, seed: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Byte equality, reported as hex only when it fails (toEqual on big arrays is slow). */
 function expectSame(got: Uint8Array, want: Uint8Array): void {

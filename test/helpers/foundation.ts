@@ -180,3 +180,14 @@ export function pattern(n: number, seed = 0): Buffer {
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 8)) & 0xff;
   return b;
 }
+
+/** Deterministic pseudo-random bytes (xorshift32) in a fresh, unshared Uint8Array: for long inputs that fast-check would be slow to generate. */
+export function pseudoRandom(len: number, seed: number): Uint8Array {
+  const out = new Uint8Array(len);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < len; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

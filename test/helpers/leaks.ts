@@ -1,3 +1,6 @@
+import v8 from "node:v8";
+import vm from "node:vm";
+import { afterEach, beforeEach, expect } from "vitest";
 import { msleep, now } from "../../lib/index";
 
 const KINDS = new Set(["TCPSocketWrap", "TCPServerWrap", "PipeWrap", "PipeServerWrap", "Timeout"]);
@@ -21,4 +24,34 @@ export function resourceBaseline(): () => Promise<string[]> {
     }
     return extra;
   };
+}
+
+/**
+ * Per-test teardown for a test file: returns `later`, which queues a cleanup
+ * (run in reverse order after the test, even when it failed half-way; closing
+ * twice is harmless), then checks that the test left no socket or timer.
+ */
+export function cleanupEachTest(): (...fs: Array<() => unknown>) => void {
+  let leaks: () => Promise<string[]> = async () => [];
+  const cleanups: Array<() => unknown> = [];
+  beforeEach(() => { leaks = resourceBaseline(); });
+  afterEach(async () => {
+    for (const f of cleanups.splice(0).reverse()) {
+      try { await f(); } catch { /* already closed */ }
+    }
+    expect(await leaks(), "sockets/timers left over").toEqual([]);
+  });
+  return (...fs) => { cleanups.push(...fs); };
+}
+
+let gc: (() => void) | null = null;
+/** JS heap plus Buffer memory, after full collections. */
+export function memory(): number {
+  if (gc === null) {
+    v8.setFlagsFromString("--expose-gc");
+    gc = vm.runInNewContext("gc") as () => void;
+  }
+  gc(); gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
 }

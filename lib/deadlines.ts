@@ -1,0 +1,110 @@
+// The deadlines of waiting calls: one shared timer for all of them.
+import { now } from "./time";
+
+/** Abort reason marking an expired deadline, told apart from every cancellation. */
+export const DEADLINE: unique symbol = Symbol("dillws deadline");
+// setTimeout's limit; longer deadlines are re-armed in steps.
+const MAX_TIMER = 0x7fffffff;
+
+/**
+ * Deadlines of waiting calls. Each waiting call with a deadline gets an
+ * AbortController that is aborted when the deadline passes; one Node timer,
+ * armed for the earliest deadline, serves them all (a timer per call costs
+ * more than the call). Controllers that were not aborted go back to a pool:
+ * a fresh AbortSignal's first listener is expensive, a reused one's is not.
+ */
+export interface Entry { dl: number; ctrl: AbortController; live: boolean }
+
+const heap: Entry[] = [];
+let live = 0;
+let timer: NodeJS.Timeout | null = null;
+let timerAt = Infinity;
+const pool: AbortController[] = [];
+const POOL_MAX = 64;
+
+function up(i: number): void {
+  const e = heap[i]!;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (heap[p]!.dl <= e.dl) break;
+    heap[i] = heap[p]!;
+    i = p;
+  }
+  heap[i] = e;
+}
+
+function down(i: number): void {
+  const n = heap.length;
+  const e = heap[i]!;
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && heap[c + 1]!.dl < heap[c]!.dl) c++;
+    if (heap[c]!.dl >= e.dl) break;
+    heap[i] = heap[c]!;
+    i = c;
+  }
+  heap[i] = e;
+}
+
+function pop(): Entry {
+  const top = heap[0]!;
+  const last = heap.pop()!;
+  if (heap.length > 0) { heap[0] = last; down(0); }
+  return top;
+}
+
+// Timers run on the event loop's cached clock and may fire up to a
+// millisecond before now() reaches the deadline: expiry is judged by now().
+function fire(): void {
+  timer = null;
+  timerAt = Infinity;
+  const t = now();
+  while (heap.length > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
+    const e = pop();
+    if (e.live) { e.live = false; live--; e.ctrl.abort(DEADLINE); }
+  }
+  arm();
+}
+
+/** Keeps the one timer set for the earliest live deadline (none when nothing waits). */
+function arm(): void {
+  while (heap.length > 0 && !heap[0]!.live) pop();
+  if (live === 0) {
+    // Nothing waits: the timer stays set but no longer holds the process
+    // open, and the next call (usually with a later deadline) reuses it.
+    heap.length = 0;
+    if (timer !== null) timer.unref();
+    return;
+  }
+  const at = heap[0]!.dl;
+  if (timer !== null && timerAt <= at) { timer.ref(); return; }
+  if (timer !== null) clearTimeout(timer);
+  timerAt = at;
+  timer = setTimeout(fire, Math.min(Math.max(at - now(), 1), MAX_TIMER));
+}
+
+export function addDeadline(dl: number): Entry {
+  const ctrl = pool.pop() ?? new AbortController();
+  const e: Entry = { dl, ctrl, live: true };
+  heap.push(e);
+  up(heap.length - 1);
+  live++;
+  if (dl < timerAt || live === 1) arm();
+  return e;
+}
+
+export function dropDeadline(e: Entry): void {
+  if (e.live) {
+    e.live = false;
+    live--;
+    if (!e.ctrl.signal.aborted && pool.length < POOL_MAX) pool.push(e.ctrl);
+  }
+  if (live === 0) arm();
+  else if (heap.length > 2 * live + 1024) {
+    // Calls mostly finish long before their deadlines: drop the dead entries.
+    const keep = heap.filter((x) => x.live);
+    heap.length = 0;
+    for (const x of keep) { heap.push(x); up(heap.length - 1); }
+  }
+}
