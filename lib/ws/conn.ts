@@ -11,7 +11,7 @@ import {
   MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 } from "./frame";
 import { POOLED_MIN, release, take } from "./bufpool";
-import { applyMask, drawMask } from "./mask";
+import { applyMask, copyMasked, drawMask } from "./mask";
 import { Utf8Validator } from "./utf8";
 
 export const WS_BINARY = 0;
@@ -385,6 +385,7 @@ export class WsConn implements HandleObject {
     const out = hl + len >= POOLED_MIN ? take(hl + len).subarray(0, hl + len) : Buffer.allocUnsafe(hl + len);
     if (client) { drawMask(out, hl - 4); encodeHeader(out, 0, true, op, len, out, hl - 4); }
     else encodeHeader(out, 0, true, op, len, null);
+    if (client && Buffer.isBuffer(data)) { copyMasked(data, out, hl, out, hl - 4); return out; }
     if (typeof data === "string") out.write(data, hl, "utf8");
     else if (Buffer.isBuffer(data)) data.copy(out, hl);
     else { let p = hl; for (const c of data as readonly Uint8Array[]) { out.set(c, p); p += c.length; } }

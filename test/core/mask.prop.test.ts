@@ -1,7 +1,7 @@
 // Property tests for masking (lib/ws/mask.ts): applyMask against a byte-by-byte reference.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { applyMask } from "../../lib/ws/mask";
+import { applyMask, copyMasked } from "../../lib/ws/mask";
 import { pseudoRandom } from "../helpers/foundation";
 
 /** RFC 6455 5.3, one byte at a time: octet i of the payload is XORed with key[i MOD 4]. */
@@ -105,5 +105,18 @@ describe("applyMask properties", () => {
       refMask(want.view, 4, want.view.length, key, 0, 0);
       expectSame(whole, want.whole);
     }), { numRuns: RUNS });
+  });
+
+  it("copyMasked equals a copy and then the reference mask, at any destination offset", () => {
+    fc.assert(fc.property(content, key4, fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 9 }),
+      (data, key, shift, off) => {
+        const dst = placed(new Uint8Array(4 + off + data.length).fill(0x3c), shift);
+        dst.view.set(key, 0);
+        const want = placed(dst.view, shift);
+        want.view.set(data, 4 + off);
+        refMask(want.view, 4 + off, 4 + off + data.length, key, 0, 0);
+        copyMasked(data, dst.view, 4 + off, dst.view, 0);
+        expectSame(dst.whole, want.whole);
+      }), { numRuns: RUNS });
   });
 });

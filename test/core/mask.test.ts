@@ -1,6 +1,10 @@
-// Masking (lib/ws/mask.ts): the word-at-a-time XOR against a naive byte loop.
+// Masking (lib/ws/mask.ts): the word-at-a-time XOR and the WebAssembly SIMD
+// kernel (lib/ws/simd.ts) against a naive byte loop.
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { applyMask, drawMask } from "../../lib/ws/mask";
+import { applyMask, copyMasked, drawMask, maskEngine, maskJs, SIMD_MIN } from "../../lib/ws/mask";
+import { SIMD_BLOCK } from "../../lib/ws/simd";
 
 /** Deterministic pseudo-random bytes (xorshift32). */
 function prng(seed: number): () => number {
@@ -144,6 +148,63 @@ describe("applyMask", () => {
     applyMask(data, 1, 69_998, key, 0, 2);
     naive(ref, 1, 69_998, key, 0, 2);
     expect(Buffer.compare(Buffer.from(data.buffer, data.byteOffset, data.length), Buffer.from(ref))).toBe(0);
+  });
+});
+
+describe("the SIMD kernel", () => {
+  it("loads on this Node (WebAssembly SIMD is on by default since Node 16.4)", () => {
+    expect(maskEngine).toBe("wasm-simd");
+  });
+
+  it("equals the byte loop around the threshold, the 16-byte step and the block size, at every phase", () => {
+    const key = KEYS[0]!;
+    const sizes = [SIMD_MIN - 1, SIMD_MIN, SIMD_MIN + 1, SIMD_MIN + 15, 1000, 4096 + 13,
+      SIMD_BLOCK - 1, SIMD_BLOCK, SIMD_BLOCK + 1, 2 * SIMD_BLOCK + 7];
+    for (const len of sizes) {
+      for (let phase = 0; phase < 4; phase++) {
+        const data = fill(new Uint8Array(new ArrayBuffer(len + 8), 3, len + 2), len * 4 + phase);
+        const ref = data.slice();
+        applyMask(data, 1, len + 1, key, 0, phase);
+        naive(ref, 1, len + 1, key, 0, phase);
+        expect(Buffer.compare(data, ref), `len ${len} phase ${phase}`).toBe(0);
+      }
+    }
+  });
+
+  it("copyMasked equals a copy then the byte loop, and leaves the source and the bytes around untouched", () => {
+    for (const len of [0, 3, SIMD_MIN - 1, SIMD_MIN, 5000, SIMD_BLOCK + 5]) {
+      const src = fill(new Uint8Array(len), len + 1);
+      const srcBefore = src.slice();
+      // The key sits just before the payload, as in a frame.
+      const dst = new Uint8Array(10 + len + 3).fill(0xee);
+      dst.set([0xa1, 0xb2, 0xc3, 0xd4], 6);
+      const want = dst.slice();
+      want.set(src, 10);
+      naive(want, 10, 10 + len, want, 6, 0);
+      copyMasked(src, dst, 10, dst, 6);
+      expect(Buffer.compare(dst, want), `len ${len}`).toBe(0);
+      expect(Buffer.compare(src, srcBefore)).toBe(0);
+    }
+  });
+
+  it("agrees with the word loop (maskJs) on the same input", () => {
+    const key = KEYS[3]!;
+    const a = fill(new Uint8Array(70_001), 77);
+    const b = a.slice();
+    applyMask(a, 2, 70_000, key, 0, 3);
+    maskJs(b, 2, 70_000, key, 0, 3);
+    expect(Buffer.compare(a, b)).toBe(0);
+  });
+
+  it("falls back to the word loop where WebAssembly is unavailable (--jitless)", () => {
+    const mod = fileURLToPath(new URL("../../lib/ws/mask.ts", import.meta.url));
+    const script = `const m = require(${JSON.stringify(mod)});
+      const d = Buffer.alloc(1000, 7); const k = Buffer.from([1, 2, 3, 4]);
+      m.applyMask(d, 0, 1000, k, 0, 1);
+      let ok = true; for (let i = 0; i < 1000; i++) if (d[i] !== (7 ^ k[(i + 1) & 3])) ok = false;
+      console.log(m.maskEngine, typeof WebAssembly, ok);`;
+    const out = execFileSync(process.execPath, ["--jitless", "--import", "tsx", "-e", script], { encoding: "utf8", timeout: 60000, stdio: ["ignore", "pipe", "pipe"] });
+    expect(out.trim()).toBe("js undefined true");
   });
 });
 

@@ -1,0 +1,90 @@
+// A WebAssembly SIMD kernel that XORs a buffer with a 4-byte key, 16 bytes
+// per instruction. WebAssembly cannot read JavaScript memory, so callers copy
+// a block into its memory, mask it there and copy it out: two native copies
+// and a SIMD pass still run about 3x faster than a JavaScript word loop on
+// blocks of 1 KiB and up.
+//
+// The module, hand-assembled (no build step, no native addon):
+//
+//   (module
+//     (memory (export "mem") 2)                    ;; 128 KiB: one block
+//     (func (export "mask") (param $len i32) (param $key i32)
+//       (local $i i32) (local $end i32) (local $k v128)
+//       (local.set $k (i32x4.splat (local.get $key)))
+//       (local.set $end (i32.and (local.get $len) (i32.const -16)))
+//       (block (loop                                ;; 16 bytes at a time
+//         (br_if 1 (i32.ge_u (local.get $i) (local.get $end)))
+//         (v128.store (local.get $i) (v128.xor (v128.load (local.get $i)) (local.get $k)))
+//         (local.set $i (i32.add (local.get $i) (i32.const 16)))
+//         (br 0)))
+//       (block (loop                                ;; the last 0..15 bytes
+//         (br_if 1 (i32.ge_u (local.get $i) (local.get $len)))
+//         (i32.store8 (local.get $i) (i32.xor (i32.load8_u (local.get $i))
+//           (i32.shr_u (local.get $key) (i32.shl (i32.and (local.get $i) (i32.const 3)) (i32.const 3)))))
+//         (local.set $i (i32.add (local.get $i) (i32.const 1)))
+//         (br 0)))))
+//
+// The key word is little-endian: its low byte masks offset 0 of the block.
+
+const BODY = [
+  0x02, 0x02, 0x7f, 0x01, 0x7b, //                  locals: 2 x i32 ($i $end), 1 x v128 ($k)
+  0x20, 0x01, 0xfd, 0x11, 0x21, 0x04, //            $k = i32x4.splat($key)
+  0x20, 0x00, 0x41, 0x70, 0x71, 0x21, 0x03, //      $end = $len & -16
+  0x02, 0x40, 0x03, 0x40, //                        block loop
+  0x20, 0x02, 0x20, 0x03, 0x4f, 0x0d, 0x01, //        br_if 1 ($i >= $end)
+  0x20, 0x02, 0x20, 0x02, 0xfd, 0x00, 0x00, 0x00, //  $i, v128.load $i
+  0x20, 0x04, 0xfd, 0x51, 0xfd, 0x0b, 0x00, 0x00, //  xor $k, v128.store
+  0x20, 0x02, 0x41, 0x10, 0x6a, 0x21, 0x02, //        $i += 16
+  0x0c, 0x00, 0x0b, 0x0b, //                          br 0, end, end
+  0x02, 0x40, 0x03, 0x40, //                        block loop
+  0x20, 0x02, 0x20, 0x00, 0x4f, 0x0d, 0x01, //        br_if 1 ($i >= $len)
+  0x20, 0x02, 0x20, 0x02, 0x2d, 0x00, 0x00, //        $i, i32.load8_u $i
+  0x20, 0x01, 0x20, 0x02, 0x41, 0x03, 0x71, //        $key, $i & 3
+  0x41, 0x03, 0x74, 0x76, 0x73, 0x3a, 0x00, 0x00, //  << 3, shr_u, xor, i32.store8
+  0x20, 0x02, 0x41, 0x01, 0x6a, 0x21, 0x02, //        $i += 1
+  0x0c, 0x00, 0x0b, 0x0b, //                          br 0, end, end
+  0x0b, //                                          end of function
+];
+
+// Every section here is shorter than 128 bytes, so each size is one LEB128 byte.
+const section = (id: number, bytes: readonly number[]): number[] => [id, bytes.length, ...bytes];
+
+const MODULE = Uint8Array.from([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, //                 "\0asm", version 1
+  ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x00]), //             type 0: (i32, i32) -> ()
+  ...section(3, [0x01, 0x00]), //                                      func 0 has type 0
+  ...section(5, [0x01, 0x00, 0x02]), //                                one memory, 2 pages
+  ...section(7, [0x02, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, //          export "mem" = memory 0
+    0x04, 0x6d, 0x61, 0x73, 0x6b, 0x00, 0x00]), //                     export "mask" = func 0
+  ...section(10, [0x01, BODY.length, ...BODY]), //                     code
+]);
+
+/** Bytes the kernel masks per call (its whole memory). */
+export const SIMD_BLOCK = 2 * 65536;
+
+export interface SimdMasker {
+  /** The kernel's memory; a block to mask goes at offset 0. */
+  readonly mem: Uint8Array;
+  /** XORs mem[0, len) with the little-endian key word (byte 0 masks offset 0). */
+  readonly mask: (len: number, key: number) => void;
+}
+
+// The little of the WebAssembly API used here (Node's type definitions for v20 leave it out).
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: { mem?: unknown; mask?: unknown } };
+}
+
+/** The SIMD masker, or null where WebAssembly or its SIMD extension is unavailable (e.g. --jitless). */
+export function loadSimdMasker(): SimdMasker | null {
+  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  if (wasm === undefined) return null;
+  try {
+    const { exports } = new wasm.Instance(new wasm.Module(MODULE));
+    const mem = new Uint8Array((exports.mem as { buffer: ArrayBuffer }).buffer);
+    const mask = exports.mask as (len: number, key: number) => void;
+    return { mem, mask };
+  } catch {
+    return null; // a V8 built without SIMD rejects the module
+  }
+}
