@@ -1,8 +1,7 @@
 // The deadlines of waiting calls: one shared timer for all of them.
+import { DillError } from "./errors";
 import { now } from "./time";
 
-/** Abort reason marking an expired deadline, told apart from every cancellation. */
-export const DEADLINE: unique symbol = Symbol("dillws deadline");
 // setTimeout's limit; longer deadlines are re-armed in steps.
 const MAX_TIMER = 0x7fffffff;
 
@@ -13,7 +12,7 @@ const MAX_TIMER = 0x7fffffff;
  * more than the call). Controllers that were not aborted go back to a pool:
  * a fresh AbortSignal's first listener is expensive, a reused one's is not.
  */
-export interface Entry { dl: number; ctrl: AbortController; live: boolean }
+export interface Entry { dl: number; ctrl: AbortController; live: boolean; syscall: string }
 
 const heap: Entry[] = [];
 let live = 0;
@@ -62,7 +61,7 @@ function fire(): void {
   const t = now();
   while (heap.length > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
     const e = pop();
-    if (e.live) { e.live = false; live--; e.ctrl.abort(DEADLINE); }
+    if (e.live) { e.live = false; live--; e.ctrl.abort(new DillError("ETIMEDOUT", e.syscall)); }
   }
   arm();
 }
@@ -84,9 +83,19 @@ function arm(): void {
   timer = setTimeout(fire, Math.min(Math.max(at - now(), 1), MAX_TIMER));
 }
 
-export function addDeadline(dl: number): Entry {
-  const ctrl = pool.pop() ?? new AbortController();
-  const e: Entry = { dl, ctrl, live: true };
+/** A controller for one wait (pooled); give it back with giveController. */
+export function takeController(): AbortController {
+  return pool.pop() ?? new AbortController();
+}
+
+/** Returns a controller that is no longer listened to; an aborted one is dropped. */
+export function giveController(c: AbortController): void {
+  if (!c.signal.aborted && pool.length < POOL_MAX) pool.push(c);
+}
+
+export function addDeadline(dl: number, syscall: string): Entry {
+  const ctrl = takeController();
+  const e: Entry = { dl, ctrl, live: true, syscall };
   heap.push(e);
   up(heap.length - 1);
   live++;
@@ -98,7 +107,7 @@ export function dropDeadline(e: Entry): void {
   if (e.live) {
     e.live = false;
     live--;
-    if (!e.ctrl.signal.aborted && pool.length < POOL_MAX) pool.push(e.ctrl);
+    giveController(e.ctrl);
   }
   if (live === 0) arm();
   else if (heap.length > 2 * live + 1024) {

@@ -158,6 +158,28 @@ describe("messages", () => {
     hclose(c); hclose(s);
   });
 
+  it("the iterator protocol: steps taken together arrive in order, return() ends it, a closed handle fails the pending step", async () => {
+    const [c, s] = await nohttpPair(WS_TEXT);
+    const it = wsMessages(s);
+    expect(it[Symbol.asyncIterator]()).toBe(it);
+    const steps = [it.next(), it.next(), it.next()];
+    for (const t of ["x", "y", "z"]) await wsSend(c, WS_TEXT, t, T());
+    const got = await Promise.all(steps);
+    expect(got.map((r) => (r.done === true ? "done" : r.value.text))).toEqual(["x", "y", "z"]);
+    expect(await it.return!()).toEqual({ value: undefined, done: true });
+    expect((await it.next()).done).toBe(true);
+    // A handle closed while a step waits: that step fails ECANCELED, and the iteration is over.
+    const it2 = wsMessages(s);
+    const pending = it2.next();
+    hclose(s);
+    expect(await code(pending)).toBe("ECANCELED");
+    expect((await it2.next()).done).toBe(true);
+    // A bad handle fails the first step, not the call.
+    const it3 = wsMessages(s);
+    expect(await code(it3.next())).toBe("EBADF");
+    hclose(c);
+  });
+
   it("wsPing resolves with a round-trip time; pings over 125 bytes are EINVAL", async () => {
     const [c, s] = await nohttpPair();
     const b = go(async () => { await code(wsRecv(s, -1)); });

@@ -57,19 +57,44 @@ export function wsRecv(ws: WsHandle, dl: number, opts?: CallOptions): Promise<Ws
   return c.recv("wsRecv", dl, opts);
 }
 
-/** Messages until the peer's close frame; breaking out leaves the handle usable. */
-export async function* wsMessages(ws: WsHandle, opts?: CallOptions): AsyncGenerator<WsMessage, void, undefined> {
-  conn(ws, "wsMessages");
-  for (;;) {
-    let m: WsMessage;
-    try {
-      m = await conn(ws, "wsMessages").recv("wsMessages", -1, opts);
-    } catch (e) {
-      if (e instanceof DillError && e.code === "EPIPE") return;
-      throw e;
-    }
-    yield m;
+/**
+ * The iterator behind wsMessages. Written out rather than as an async
+ * generator: a generator costs several promises and microtask hops per
+ * message, this costs one. The handle is looked up at each step, so a
+ * handle closed meanwhile ends the loop with its error.
+ */
+class WsMessageIterator implements AsyncIterableIterator<WsMessage> {
+  private readonly ws: WsHandle;
+  private readonly opts: CallOptions | undefined;
+  private over = false;
+  constructor(ws: WsHandle, opts: CallOptions | undefined) {
+    this.ws = ws;
+    this.opts = opts;
   }
+  [Symbol.asyncIterator](): this { return this; }
+  next(): Promise<IteratorResult<WsMessage, undefined>> {
+    if (this.over) return Promise.resolve(END);
+    let c: WsConn;
+    try { c = conn(this.ws, "wsMessages"); } catch (e) { this.over = true; return Promise.reject(e); }
+    return c.recv("wsMessages", -1, this.opts).then(
+      (m) => ({ value: m, done: false }),
+      (e: unknown) => {
+        this.over = true;
+        if (e instanceof DillError && e.code === "EPIPE") return END;
+        throw e;
+      });
+  }
+  /** Leaving the loop (break, return, throw) ends the iteration; the handle stays usable. */
+  return(): Promise<IteratorResult<WsMessage, undefined>> {
+    this.over = true;
+    return Promise.resolve(END);
+  }
+}
+const END: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
+
+/** Messages until the peer's close frame; breaking out leaves the handle usable. */
+export function wsMessages(ws: WsHandle, opts?: CallOptions): AsyncIterableIterator<WsMessage> {
+  return new WsMessageIterator(ws, opts);
 }
 
 /** Sends the close frame; receiving goes on until the peer's close. */
