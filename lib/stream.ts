@@ -14,6 +14,9 @@ export const READ_HIGH_WATER = 1 << 20;
  */
 export const WRITE_HIGH_WATER = 256 << 10;
 
+/** The failure of a socket closed without a FIN or an error (an abort). */
+const CLOSED = new DillError("ECONNRESET", "socket", "the connection was closed");
+
 interface ReadWaiter { need: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
 interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) => void }
 
@@ -89,7 +92,7 @@ export class ByteStream implements HandleObject {
   handleClose(): void {
     // A close without a FIN or an error is an abort from our side or the peer's.
     if (!this.eof && this.failure === null) {
-      this.failure = new DillError("ECONNRESET", "socket", "the connection was closed");
+      this.failure = CLOSED; // only its code and detail are read: one shared error
     }
     this.wakeReader();
     this.wakeDrain();

@@ -178,6 +178,13 @@ describe("messages", () => {
     const it3 = wsMessages(s);
     expect(await code(it3.next())).toBe("EBADF");
     hclose(c);
+    // A step waiting when the peer's close frame comes ends the iteration cleanly.
+    const [c2, s2] = await nohttpPair(WS_TEXT);
+    const waiting = wsMessages(s2).next();
+    await wsDone(c2, 1001, "away", T());
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    expect(wsStatus(s2)).toEqual({ status: 1001, reason: "away" });
+    hclose(c2); hclose(s2);
   });
 
   it("wsPing resolves with a round-trip time; pings over 125 bytes are EINVAL", async () => {

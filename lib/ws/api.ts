@@ -76,13 +76,13 @@ class WsMessageIterator implements AsyncIterableIterator<WsMessage> {
     if (this.over) return Promise.resolve(END);
     let c: WsConn;
     try { c = conn(this.ws, "wsMessages"); } catch (e) { this.over = true; return Promise.reject(e); }
-    return c.recv("wsMessages", -1, this.opts).then(
-      (m) => ({ value: m, done: false }),
-      (e: unknown) => {
+    return c.recvOrEnd("wsMessages", this.opts).then(
+      (m) => {
+        if (m !== null) return { value: m, done: false };
         this.over = true;
-        if (e instanceof DillError && e.code === "EPIPE") return END;
-        throw e;
-      });
+        return END;
+      },
+      (e: unknown) => { this.over = true; throw e; });
   }
   /** Leaving the loop (break, return, throw) ends the iteration; the handle stays usable. */
   return(): Promise<IteratorResult<WsMessage, undefined>> {

@@ -45,6 +45,8 @@ export class WsMessage {
 }
 
 interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void; syscall: string }
+/** A receive; `endOk` waiters get null at the peer's close instead of EPIPE. */
+interface RecvWaiter extends Waiter<WsMessage | null> { endOk: boolean }
 interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
 
 type Payload = Buffer | string | readonly Uint8Array[];
@@ -98,7 +100,7 @@ export class WsConn implements HandleObject {
   private readonly inbox: WsMessage[] = [];
   private inboxBytes = 0;
   private readonly inboxLimit: number;
-  private readonly recvWaiters: Array<Waiter<WsMessage>> = [];
+  private readonly recvWaiters: RecvWaiter[] = [];
   private readonly pings: PingWaiter[] = [];
   private readonly closeWaiters: Array<Waiter<undefined>> = [];
   private discarding = false;
@@ -242,7 +244,10 @@ export class WsConn implements HandleObject {
 
   /** The peer's close frame arrived: waiters learn it. */
   private closed(): void {
-    for (const w of this.recvWaiters.splice(0)) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.recvWaiters.splice(0)) {
+      if (w.endOk) w.resolve(null);
+      else w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    }
     for (const w of this.pings.splice(0)) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
     for (const w of this.closeWaiters.splice(0)) w.resolve(undefined);
   }
@@ -339,6 +344,18 @@ export class WsConn implements HandleObject {
 
   /** Receives one whole message, in call order among concurrent callers. */
   recv(syscall: string, dl: number, opts: CallOptions | undefined): Promise<WsMessage> {
+    return this.receive(syscall, dl, opts, false) as Promise<WsMessage>;
+  }
+
+  /**
+   * Like recv, but the peer's close frame resolves null instead of failing
+   * EPIPE: an iteration ends without building an error it would drop.
+   */
+  recvOrEnd(syscall: string, opts: CallOptions | undefined): Promise<WsMessage | null> {
+    return this.receive(syscall, -1, opts, true);
+  }
+
+  private receive(syscall: string, dl: number, opts: CallOptions | undefined, endOk: boolean): Promise<WsMessage | null> {
     try {
       checkCancelled(syscall, opts);
       if (this.recvWaiters.length === 0) {
@@ -357,13 +374,14 @@ export class WsConn implements HandleObject {
           }
         }
       }
+      if (endOk && this.failure === null && this.peerClose !== null) return Promise.resolve(null);
       const e = this.stateError(syscall, false);
       if (e !== null) throw e;
     } catch (e) {
       return Promise.reject(e);
     }
-    return block<WsMessage>(syscall, dl, opts, (resolve, reject) => {
-      const w: Waiter<WsMessage> = { resolve, reject, syscall };
+    return block<WsMessage | null>(syscall, dl, opts, (resolve, reject) => {
+      const w: RecvWaiter = { resolve, reject, syscall, endOk };
       this.recvWaiters.push(w);
       this.listen();
       return () => { const i = this.recvWaiters.indexOf(w); if (i >= 0) this.recvWaiters.splice(i, 1); };
