@@ -13,11 +13,14 @@ function report(e: unknown): void {
   process.emitWarning(`a dillws coroutine ended with an error: ${text}`, "DillwsCoroutineWarning");
 }
 
-function start(fn: CoroutineFn, signal: AbortSignal): Promise<void> {
-  return coScope.run(signal, () => {
+/** Runs fn in the coroutine's scope; `done` runs when it has finished, however it ended. */
+function start(fn: CoroutineFn, signal: AbortSignal, done?: () => void): void {
+  coScope.run(signal, () => {
     let p: Promise<unknown>;
     try { p = fn(signal); } catch (e) { p = Promise.reject(e); }
-    return Promise.resolve(p).then(() => undefined, report);
+    // One reaction per coroutine: a parked coroutine holds as little as possible.
+    if (done === undefined) void Promise.resolve(p).then(undefined, report);
+    else void Promise.resolve(p).then(done, (e: unknown) => { report(e); done(); });
   });
 }
 
@@ -42,7 +45,7 @@ export function go(fn: CoroutineFn): CoHandle {
   if (typeof fn !== "function") throw new DillError("EINVAL", "go", "go needs a function");
   const co = new Coroutine();
   const h = register<CoHandle>(co);
-  void start(fn, co.ctrl.signal);
+  start(fn, co.ctrl.signal);
   return h;
 }
 
@@ -52,9 +55,10 @@ class Bundle implements HandleObject {
   running = 0;
   readonly idle: Array<() => void> = [];
   destroy(): void { this.ctrl.abort(); }
-  finished(): void {
+  /** A coroutine of the bundle has finished (bound once per bundle, shared by its coroutines). */
+  readonly finish = (): void => {
     if (--this.running === 0) for (const f of this.idle.splice(0)) f();
-  }
+  };
 }
 const isBundle = (o: HandleObject): o is Bundle => o instanceof Bundle;
 
@@ -68,7 +72,7 @@ export function bundleGo(b: BundleHandle, fn: CoroutineFn): void {
   const bd = lookup(b, "bundleGo", isBundle);
   if (typeof fn !== "function") throw new DillError("EINVAL", "bundleGo", "bundleGo needs a function");
   bd.running++;
-  void start(fn, bd.ctrl.signal).then(() => bd.finished());
+  start(fn, bd.ctrl.signal, bd.finish);
 }
 
 /** Waits until every coroutine of the bundle has finished. */

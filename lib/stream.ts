@@ -17,6 +17,16 @@ export const WRITE_HIGH_WATER = 256 << 10;
 /** The failure of a socket closed without a FIN or an error (an abort). */
 const CLOSED = new DillError("ECONNRESET", "socket", "the connection was closed");
 
+/** A protocol layer that parses in place; see ByteStream.onReadable. */
+export interface Readable { readable(): void }
+
+/** Ends a tick's cork (a shared function: no closure per stream). */
+function uncork(st: ByteStream): void {
+  if (!st.corked) return;
+  st.corked = false;
+  st.sock.uncork();
+}
+
 interface ReadWaiter { need: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
 interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) => void }
 
@@ -48,7 +58,7 @@ export class ByteStream implements HandleObject {
    * Set by a protocol layer that parses in place: called (synchronously) when
    * bytes arrive or the stream ends or fails. It must not throw.
    */
-  onReadable: (() => void) | null = null;
+  onReadable: Readable | null = null;
   private drain: DrainWaiter | null = null;
   private finishWaiters: Array<() => void> = [];
 
@@ -74,7 +84,7 @@ export class ByteStream implements HandleObject {
     this.buffered += chunk.length;
     const r = this.reader;
     if (r !== null && this.buffered >= r.need) { this.reader = null; r.resolve(undefined); }
-    if (this.onReadable !== null) this.onReadable();
+    if (this.onReadable !== null) this.onReadable.readable();
     if (this.buffered >= Math.max(READ_HIGH_WATER, this.reader?.need ?? 0) && !this.paused && !this.destroyed) {
       this.paused = true;
       this.sock.pause();
@@ -106,7 +116,7 @@ export class ByteStream implements HandleObject {
   private wakeReader(): void {
     const r = this.reader;
     if (r !== null) { this.reader = null; r.resolve(undefined); }
-    if (this.onReadable !== null) this.onReadable();
+    if (this.onReadable !== null) this.onReadable.readable();
   }
   private wakeDrain(): void {
     const d = this.drain;
@@ -299,7 +309,7 @@ export class ByteStream implements HandleObject {
     if (!this.corked) {
       this.corked = true;
       sock.cork();
-      process.nextTick(this.uncork);
+      process.nextTick(uncork, this);
     }
     if (typeof data === "string" || !Array.isArray(data)) {
       // `written` runs once the socket is done with the bytes (also on error).
@@ -314,11 +324,8 @@ export class ByteStream implements HandleObject {
     }
   }
 
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.sock.uncork();
-  };
+  /** @internal */
+  corked = false;
 
   /** all-or-nothing write of one unit under a deadline. */
   async send(data: Buffer | string | readonly Uint8Array[], syscall: string, dl: number,

@@ -2,7 +2,7 @@ import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import { DillError } from "../errors";
 import type { HandleObject } from "../handles";
-import type { ByteStream } from "../stream";
+import type { ByteStream, Readable } from "../stream";
 import { block, checkCancelled, type CallOptions } from "../wait";
 import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
 import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
@@ -76,7 +76,7 @@ export function closePayload(status: number, reason: string | Uint8Array | null,
  * keeps partial messages across calls (a deadline loses nothing) and parses
  * on arrival only while some call waits for input.
  */
-export class WsConn implements HandleObject {
+export class WsConn implements HandleObject, Readable {
   readonly kind = "ws";
   readonly s: ByteStream;
   readonly client: boolean;
@@ -306,7 +306,9 @@ export class WsConn implements HandleObject {
    * waits; then stops listening so unwanted input stays in the socket
    * (backpressure). Never throws: failures go to the waiters.
    */
-  private readonly drive = (): void => {
+  readable(): void { this.drive(); }
+
+  private drive(): void {
     try {
       while (this.wanted() && this.failure === null && !this.destroyed) {
         const m = this.stepOrFail("wsRecv");
@@ -320,12 +322,12 @@ export class WsConn implements HandleObject {
     } catch {
       // stepOrFail has already failed the waiters.
     }
-    this.s.onReadable = this.wanted() && this.failure === null && !this.destroyed ? this.drive : null;
-  };
+    this.s.onReadable = this.wanted() && this.failure === null && !this.destroyed ? this : null;
+  }
 
   /** Starts parsing on arrival for a waiter just queued. */
   private listen(): void {
-    this.s.onReadable = this.drive;
+    this.s.onReadable = this;
   }
 
   private deliver(m: WsMessage): void {
