@@ -1,4 +1,5 @@
 // go, bundle, bundleGo, bundleWait; cancellation scopes and explicit signals.
+import { getEventListeners } from "node:events";
 import { setTimeout as sleepTimer } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import {
@@ -252,6 +253,52 @@ describe("explicit signal option", () => {
     await rejects(t2.promise, "ECANCELED", "bundleWait");
     hclose(ls);
     hclose(bd);
+  });
+
+  it("a wait under a deadline, a signal and its coroutine ends by whichever comes first, and stops listening to the others", async () => {
+    const [a, b] = await tcpPair("127.0.0.1", own);
+    const user = new AbortController();
+    let coSignal: AbortSignal | null = null;
+    const listeners = (): number[] => [getEventListeners(user.signal, "abort").length, getEventListeners(coSignal!, "abort").length];
+    const inCo = <T>(call: () => Promise<T>): { co: number; p: Promise<T> } => {
+      let p!: Promise<T>;
+      const co = go(async (sig) => { coSignal = sig; p = call(); await p.catch(() => undefined); });
+      return { co, p };
+    };
+    // The deadline first: ETIMEDOUT, and the signal and the coroutine are no longer listened to.
+    const r1 = inCo(() => brecv(b, 4, now() + 50, { signal: user.signal }));
+    await pause(5);
+    expect(listeners()).toEqual([1, 1]);
+    await rejects(r1.p, "ETIMEDOUT", "brecv");
+    expect(listeners()).toEqual([0, 0]);
+    hclose(r1.co);
+    // The caller's signal first: ECANCELED carrying the abort reason.
+    const r2 = inCo(() => brecv(b, 4, now() + 60_000, { signal: user.signal }));
+    await pause(5);
+    const reason = new Error("caller gave up");
+    user.abort(reason);
+    const e2 = await r2.p.then(() => null, (e: unknown) => e);
+    checkError(e2, "ECANCELED", "brecv");
+    expect((e2 as Error).cause).toBe(reason);
+    expect(getEventListeners(coSignal!, "abort").length).toBe(0);
+    hclose(r2.co);
+    // The coroutine closed first: ECANCELED; a fresh signal is left without listeners.
+    const user3 = new AbortController();
+    const r3 = inCo(() => brecv(b, 4, now() + 60_000, { signal: user3.signal }));
+    await pause(5);
+    hclose(r3.co);
+    await rejects(r3.p, "ECANCELED", "brecv");
+    expect(getEventListeners(user3.signal, "abort").length).toBe(0);
+    // Data first: the call completes and lets go of all three; nothing was lost to the cancelled calls.
+    const user4 = new AbortController();
+    const r4 = inCo(() => brecv(b, 4, now() + 60_000, { signal: user4.signal }));
+    await pause(5);
+    await bsend(a, "data", now() + 5000);
+    expect(Buffer.from(await r4.p).toString()).toBe("data");
+    expect([getEventListeners(user4.signal, "abort").length, getEventListeners(coSignal!, "abort").length]).toEqual([0, 0]);
+    hclose(r4.co);
+    hclose(a);
+    hclose(b);
   });
 
   it("an already aborted signal fails at once, even when no waiting is needed", async () => {
