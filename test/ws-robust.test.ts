@@ -7,6 +7,7 @@ import {
   WS_TEXT, type TcpHandle, type TcpListener, type WsHandle,
 } from "../lib/index";
 import { resourceBaseline } from "./helpers/leaks";
+import { pseudoRandom } from "./helpers/foundation";
 import { rawConnect, rawFrame, upgradeRequest, type RawPeer } from "./helpers/raw";
 
 const leaks = resourceBaseline();
@@ -317,6 +318,27 @@ describe("large frames reuse their buffers only once written", () => {
       expect(m.data.equals(make(100 + i))).toBe(true);
     }
     await sending;
+    hclose(ws); hclose(r.ws); hclose(ls);
+  });
+
+  it("pooled and unpooled frames of mixed sizes, queued together, all arrive intact", async () => {
+    const [ls, port] = await listener();
+    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const sv = await tcpAccept(ls, T());
+    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T()), wsAttachServer(sv, WS_BINARY, T())]);
+    // Below, at and above the pooled size (4 KiB), in an order that mixes them within one write batch.
+    const sizes = [100, 4096, 70000, 3, 5000, 16384, 4095, 131072, 9000, 60];
+    const make = (i: number): Buffer => Buffer.from(pseudoRandom(sizes[i % sizes.length]!, i + 1));
+    const N = 300;
+    for (const [from, to] of [[r.ws, ws], [ws, r.ws]] as const) {
+      const sending = (async () => { for (let i = 0; i < N; i++) await wsSend(from, WS_BINARY, make(i), now() + 30000); })();
+      for (let i = 0; i < N; i++) {
+        if (i % 50 === 0) await new Promise((res) => setTimeout(res, 10)); // let the queue fill
+        const m = await wsRecv(to, now() + 30000);
+        if (!m.data.equals(make(i))) expect(`message ${i} differs`).toBe("intact");
+      }
+      await sending;
+    }
     hclose(ws); hclose(r.ws); hclose(ls);
   });
 });

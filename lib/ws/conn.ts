@@ -106,6 +106,10 @@ export class WsConn implements HandleObject, Readable {
   private discarding = false;
   private pingSeq = 0;
 
+  /** Pooled frames handed to the socket and not yet written, oldest first. */
+  private inflight: Buffer[] | null = null;
+  private written: (() => void) | null = null;
+
   peerClose: { status: number; reason: string } | null = null;
   sentClose = false;
   /** Set once the connection has failed; every later call gets ECONNRESET. */
@@ -459,7 +463,12 @@ export class WsConn implements HandleObject, Readable {
     if (we !== null) throw this.sockFailed(we, syscall);
     const f = this.frame(op, data);
     if (closing) this.sentClose = true;
-    this.s.writeNow(f, f.length >= POOLED_MIN ? () => release(f) : undefined);
+    if (f.length < POOLED_MIN) { this.s.writeNow(f); return; }
+    // Pooled frames go back once written. The socket finishes writes in order,
+    // so each write callback returns the oldest frame: one callback per
+    // connection instead of a closure per frame.
+    (this.inflight ??= []).push(f);
+    this.s.writeNow(f, this.written ??= () => { const w = this.inflight!.shift(); if (w !== undefined) release(w); });
   }
 
   /**
