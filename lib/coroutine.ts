@@ -13,14 +13,16 @@ function report(e: unknown): void {
   process.emitWarning(`a dillws coroutine ended with an error: ${text}`, "DillwsCoroutineWarning");
 }
 
-/** Runs fn in the coroutine's scope; `done` runs when it has finished, however it ended. */
-function start(fn: CoroutineFn, signal: AbortSignal, done?: () => void): void {
+/**
+ * Runs fn in the coroutine's scope. `done` and `failed` (shared by a
+ * bundle's coroutines) run when it has finished: one reaction and no closure
+ * per coroutine, so a parked coroutine holds as little as possible.
+ */
+function start(fn: CoroutineFn, signal: AbortSignal, done?: () => void, failed: (e: unknown) => void = report): void {
   coScope.run(signal, () => {
     let p: Promise<unknown>;
     try { p = fn(signal); } catch (e) { p = Promise.reject(e); }
-    // One reaction per coroutine: a parked coroutine holds as little as possible.
-    if (done === undefined) void Promise.resolve(p).then(undefined, report);
-    else void Promise.resolve(p).then(done, (e: unknown) => { report(e); done(); });
+    void Promise.resolve(p).then(done, failed);
   });
 }
 
@@ -59,6 +61,7 @@ class Bundle implements HandleObject {
   readonly finish = (): void => {
     if (--this.running === 0) for (const f of this.idle.splice(0)) f();
   };
+  readonly fail = (e: unknown): void => { report(e); this.finish(); };
 }
 const isBundle = (o: HandleObject): o is Bundle => o instanceof Bundle;
 
@@ -72,7 +75,7 @@ export function bundleGo(b: BundleHandle, fn: CoroutineFn): void {
   const bd = lookup(b, "bundleGo", isBundle);
   if (typeof fn !== "function") throw new DillError("EINVAL", "bundleGo", "bundleGo needs a function");
   bd.running++;
-  start(fn, bd.ctrl.signal, bd.finish);
+  start(fn, bd.ctrl.signal, bd.finish, bd.fail);
 }
 
 /** Waits until every coroutine of the bundle has finished. */

@@ -102,7 +102,14 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
   if (!timed) {
     if (user === undefined && co === undefined) return new Promise<T>((res, rej) => { executor(res, rej); });
     if (user === undefined || co === undefined) {
-      return execute<T>((user ?? co)!, executor).catch((e: unknown) => { throw abortError(e, syscall); });
+      const signal = (user ?? co)!;
+      // The cleanup settles the call with its own error first; execute's
+      // rejection with the bare abort reason then comes too late to count.
+      // No promise chained just to translate the error.
+      return execute<T>(signal, (resolve, reject) => {
+        const undo = executor(resolve, reject);
+        return () => { undo(); reject(abortError(signal.reason, syscall)); };
+      });
     }
   }
   const w = new Linked(syscall, timed ? dl : -1, user, co);

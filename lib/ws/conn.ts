@@ -11,7 +11,7 @@ import {
   MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 } from "./frame";
 import { POOLED_MIN, release, take } from "./bufpool";
-import { applyMask, copyMasked, drawMask } from "./mask";
+import { applyMask, copyMasked, drawMask, maskWithKey } from "./mask";
 import { Utf8Validator } from "./utf8";
 
 export const WS_BINARY = 0;
@@ -89,7 +89,8 @@ export class WsConn implements HandleObject, Readable {
   private readonly hdr = newHeader();
   private inFrame = false;
   private frameGot = 0;
-  private readonly key = Buffer.allocUnsafe(4); // a slice of Node's pool: no ArrayBuffer per connection
+  /** The current frame's masking key, as its 4 bytes read little-endian (a small integer, no buffer per connection). */
+  private key = 0;
   private msgOp = 0;
   private parts: Buffer[] = [];
   /** The buffer small fragments are merged into (parts[0] is a view of it then). */
@@ -146,7 +147,7 @@ export class WsConn implements HandleObject, Readable {
         if (h.masked === this.client) {
           throw new ProtocolError(CLOSE_PROTOCOL, this.client ? "the server sent a masked frame" : "the client sent an unmasked frame");
         }
-        if (h.masked) { this.key[0] = hb[h.maskOffset]!; this.key[1] = hb[h.maskOffset + 1]!; this.key[2] = hb[h.maskOffset + 2]!; this.key[3] = hb[h.maskOffset + 3]!; }
+        if (h.masked) this.key = hb.readInt32LE(h.maskOffset);
         const op = h.opcode;
         if (isControl(op)) {
           if (avail < hl + h.length) return null;
@@ -154,7 +155,7 @@ export class WsConn implements HandleObject, Readable {
           let p = EMPTY;
           if (h.length > 0) {
             p = Buffer.from(s.take(h.length)); // a copy: control payloads are tiny and may be kept
-            if (h.masked) applyMask(p, 0, p.length, this.key, 0, 0);
+            if (h.masked) maskWithKey(p, 0, p.length, this.key, 0);
           }
           this.control(op, p);
           continue;
@@ -179,7 +180,7 @@ export class WsConn implements HandleObject, Readable {
         if (first === 0) return null;
         const k = Math.min(first, h.length - this.frameGot);
         const chunk = s.take(k);
-        if (h.masked) applyMask(chunk, 0, k, this.key, 0, this.frameGot);
+        if (h.masked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
         if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }

@@ -78,6 +78,17 @@ export function applyMask(data: Uint8Array, start: number, end: number,
   }
 }
 
+const keyBytes = Buffer.alloc(4);
+
+/**
+ * applyMask with the key given as its 4 bytes read little-endian (as
+ * readInt32LE gives them), for a caller that keeps the key as a number.
+ */
+export function maskWithKey(data: Uint8Array, start: number, end: number, key: number, phase: number): void {
+  keyBytes.writeInt32LE(key, 0);
+  applyMask(data, start, end, keyBytes, 0, phase);
+}
+
 /**
  * Copies src into dst at off, masked with the key at key[koff..] from phase 0
  * (the send path: one pass instead of a copy and then a mask).

@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { applyMask, copyMasked, drawMask, maskEngine, maskJs, SIMD_MIN } from "../../lib/ws/mask";
+import { applyMask, copyMasked, drawMask, maskEngine, maskJs, maskWithKey, SIMD_MIN } from "../../lib/ws/mask";
 import { SIMD_BLOCK } from "../../lib/ws/simd";
 
 /** Deterministic pseudo-random bytes (xorshift32). */
@@ -205,6 +205,23 @@ describe("the SIMD kernel", () => {
       console.log(m.maskEngine, typeof WebAssembly, ok);`;
     const out = execFileSync(process.execPath, ["--jitless", "--import", "tsx", "-e", script], { encoding: "utf8", timeout: 60000, stdio: ["ignore", "pipe", "pipe"] });
     expect(out.trim()).toBe("js undefined true");
+  });
+});
+
+describe("maskWithKey", () => {
+  it("equals applyMask with the key's 4 bytes, for the key read little-endian as a signed 32-bit number", () => {
+    for (const key of KEYS) {
+      const word = Buffer.from(key).readInt32LE(0);
+      for (const len of [0, 5, 70, SIMD_MIN + 3, 5000]) {
+        for (let phase = 0; phase < 4; phase++) {
+          const a = fill(new Uint8Array(len), len + phase + key[0]!);
+          const b = a.slice();
+          maskWithKey(a, 0, len, word, phase);
+          naive(b, 0, len, key, 0, phase);
+          expect(Buffer.compare(a, b), `len ${len} phase ${phase}`).toBe(0);
+        }
+      }
+    }
   });
 });
 
