@@ -91,7 +91,10 @@ for (const c of cases) {
   if (only !== null && !only.includes(c.scn)) continue;
   results[c.name] = {};
   for (let r = 0; r < repeats; r++) {
-    for (const impl of impls) {
+    // The order rotates with each repeat, so no implementation always runs
+    // first (or right after the heaviest one) on a machine whose speed drifts.
+    for (let k = 0; k < impls.length; k++) {
+      const impl = impls[(k + r) % impls.length]!;
       (results[c.name]![impl] ??= []).push(await once(impl, c));
     }
   }
