@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomFillSync } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { hasToken, headerValue, listItems, safeHeader, type Head } from "../http";
 
@@ -15,9 +15,16 @@ export class HandshakeError extends Error {
   }
 }
 
+// Key bytes come from crypto in batches (one call per 256 handshakes), as the masks do.
+const KEY_POOL = Buffer.allocUnsafe(4096);
+let keyPos = KEY_POOL.length;
+
 /** A fresh Sec-WebSocket-Key: 16 random bytes in base64. */
 export function makeRequestKey(): string {
-  return randomBytes(16).toString("base64");
+  if (keyPos + 16 > KEY_POOL.length) { randomFillSync(KEY_POOL); keyPos = 0; }
+  const key = KEY_POOL.toString("base64", keyPos, keyPos + 16);
+  keyPos += 16;
+  return key;
 }
 
 /** Whether a Sec-WebSocket-Key is the base64 form of exactly 16 bytes. */
