@@ -37,7 +37,10 @@ describe("npm run bench -- --quick", () => {
       for (const impl of IMPLS) {
         const v = json.results[name]![impl]!;
         expect(v.length).toBe(1);
-        expect(Number.isFinite(v[0]) && v[0]! > 0, `${name} ${impl}: ${v[0]}`).toBe(true);
+        // Rates must be positive; a heap difference over the quick pass's 50 idle
+        // connections is within GC noise and may come out below zero.
+        const ok = Number.isFinite(v[0]) && (name.startsWith("idle") || v[0]! > 0);
+        expect(ok, `${name} ${impl}: ${v[0]}`).toBe(true);
       }
     }
   }, 300000);
