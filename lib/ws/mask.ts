@@ -25,7 +25,7 @@ const scratch32 = new Uint32Array(scratch.buffer);
  * 4 payload bytes). Works a 32-bit word at a time over the aligned middle.
  */
 export function maskJs(data: Uint8Array, start: number, end: number,
-                          key: Uint8Array, koff: number, phase: number): void {
+                       key: Uint8Array, koff: number, phase: number): void {
   let i = start;
   let p = phase & 3;
   // Head: bytes until the address is 4-aligned.
