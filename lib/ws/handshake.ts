@@ -1,6 +1,7 @@
-import { createHash, randomFillSync } from "node:crypto";
+import { createHash } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { hasToken, headerValue, listItems, safeHeader, type Head } from "../http";
+import { drawRandom } from "./random";
 
 /** The GUID RFC 6455 appends to Sec-WebSocket-Key. */
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -15,16 +16,12 @@ export class HandshakeError extends Error {
   }
 }
 
-// Key bytes come from crypto in batches (one call per 256 handshakes), as the masks do.
-const KEY_POOL = Buffer.allocUnsafe(4096);
-let keyPos = KEY_POOL.length;
+const keyBytes = Buffer.alloc(16);
 
 /** A fresh Sec-WebSocket-Key: 16 random bytes in base64. */
 export function makeRequestKey(): string {
-  if (keyPos + 16 > KEY_POOL.length) { randomFillSync(KEY_POOL); keyPos = 0; }
-  const key = KEY_POOL.toString("base64", keyPos, keyPos + 16);
-  keyPos += 16;
-  return key;
+  drawRandom(keyBytes, 0, 16);
+  return keyBytes.toString("base64");
 }
 
 /** Whether a Sec-WebSocket-Key is the base64 form of exactly 16 bytes. */

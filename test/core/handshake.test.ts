@@ -79,7 +79,7 @@ describe("keys", () => {
     }
   });
 
-  it("makeRequestKey gives valid, distinct keys, also across refills of its random pool (256 keys each)", () => {
+  it("makeRequestKey gives valid, distinct keys, also across refills of its random pool (512 keys each)", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 1000; i++) {
       const k = makeRequestKey();
