@@ -1,5 +1,19 @@
 // Shared shapes of the benchmark: every implementation provides a server and
 // a client with the same behaviours, run in separate processes.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** The package as users install it, built by `npm run bench`. */
+export const builtDillws = new URL("../dist/index.js", import.meta.url);
+
+/**
+ * Whether dillws is measured from dist/ (the default once built) or from
+ * the TypeScript sources through tsx (DILLWS_BENCH_SRC=1), which adds
+ * helpers such as __name to every named closure.
+ */
+export function measureBuilt(): boolean {
+  return process.env.DILLWS_BENCH_SRC !== "1" && existsSync(fileURLToPath(builtDillws));
+}
 
 export type Scenario = "pingpong" | "upload" | "download" | "handshake" | "idle" | "fanout";
 

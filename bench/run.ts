@@ -3,11 +3,11 @@
 // one run, and prints medians side by side with ratios; raw numbers go to
 // bench/results.json with the machine's details.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { Params, Scenario } from "./common";
+import { measureBuilt, type Params, type Scenario } from "./common";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -110,8 +110,7 @@ const head = ["scenario", "unit", "dillws", "ws", "ws+bufferutil", "raw net", "v
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (r: string[]): string => r.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join("  ");
 // `npm run bench` builds dist/ first: the package as users install it is what is measured.
-const dillwsFrom = process.env.DILLWS_BENCH_SRC !== "1" && existsSync(fileURLToPath(new URL("../dist/index.js", import.meta.url)))
-  ? "dist/" : "lib/ through tsx";
+const dillwsFrom = measureBuilt() ? "dist/" : "lib/ through tsx";
 const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), quick, repeats, dillwsFrom };
 console.log(`dillws benchmark ${machine.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpus} x ${machine.cpu}, medians of ${repeats}${quick ? " (quick smoke run)" : ""}, dillws from ${dillwsFrom}`);
 console.log("ratios: > 1.00x means dillws is ahead (for heap/conn: uses less)");

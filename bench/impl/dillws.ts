@@ -1,15 +1,7 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import type { WsHandle } from "../../lib/index";
-import { MB, seconds, type Impl, type Params, type Scenario, until } from "../common";
+import { builtDillws, MB, measureBuilt, seconds, type Impl, type Params, type Scenario, until } from "../common";
 
-// The package as users install it (dist/, built by `npm run bench`), unless
-// DILLWS_BENCH_SRC=1 asks for the TypeScript sources (run through tsx, which
-// adds helpers such as __name to every named closure).
-const built = new URL("../../dist/index.js", import.meta.url);
-const fromSrc = process.env.DILLWS_BENCH_SRC === "1" || !existsSync(fileURLToPath(built));
-const D = (await import(fromSrc ? "../../lib/index" : built.href)) as typeof import("../../lib/index");
-export const dillwsSource = fromSrc ? "lib/ (tsx)" : "dist/";
+const D = (await import(measureBuilt() ? builtDillws.href : "../../lib/index")) as typeof import("../../lib/index");
 const {
   bundle, bundleGo, hclose, ipaddrLocal, ipaddrPort, now, tcpConnect, tcpIncoming, tcpListen, tcpLocalAddr,
   wsAttachClient, wsAttachServer, wsDone, wsMessages, wsRecv, wsSend, WS_BINARY, WS_TEXT,
