@@ -13,7 +13,6 @@ export interface CallOptions {
 /** The cancellation signal of the coroutine (go/bundleGo) the caller runs in. */
 export const coScope = new AsyncLocalStorage<AbortSignal>();
 
-
 /** Fails at once when the caller is already cancelled; allocates nothing otherwise. */
 export function checkCancelled(syscall: string, opts: CallOptions | undefined): void {
   if (opts?.signal?.aborted === true || coScope.getStore()?.aborted === true) {

@@ -20,7 +20,6 @@ const later = cleanupEachTest();
 const T = (ms = 10000): number => now() + ms;
 const LOCAL = "127.0.0.1";
 
-
 async function code(p: Promise<unknown>): Promise<string> {
   try { await p; } catch (e) { if (e instanceof DillError) return e.code; throw e; }
   return "resolved";

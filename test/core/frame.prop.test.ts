@@ -81,7 +81,6 @@ const headerArb = fc.record({
   off: fc.integer({ min: 0, max: 9 }),
 });
 
-
 describe("frame header round trips", () => {
   it("encodeHeader then decodeHeader gives back every field, or the protocol error the header deserves", () => {
     fc.assert(fc.property(headerArb, ({ fin, rsv, opcode, key, keyOff, length, allowedRsv, off }) => {

@@ -20,7 +20,6 @@ function placed(content: Uint8Array, shift: number): { whole: Uint8Array; view: 
   return { whole, view: whole.subarray(shift, shift + content.length) };
 }
 
-
 /** Byte equality, reported as hex only when it fails (toEqual on big arrays is slow). */
 function expectSame(got: Uint8Array, want: Uint8Array): void {
   if (Buffer.compare(got, want) !== 0) expect(Buffer.from(got).toString("hex")).toBe(Buffer.from(want).toString("hex"));
