@@ -6,6 +6,7 @@ import {
   brecv, bsend, bundle, bundleGo, bundleWait, go, hclose, ipaddrLocal, msleep, now, tcpAccept, tcpConnect,
   tcpDone, tcpListen, tcpLocalAddr, type TcpHandle,
 } from "../lib/index";
+import { GROUP } from "../lib/coroutine";
 import { checkError, checkResources, pause, rejects, tcpPair, throwsSync, track, waitFor } from "./helpers/foundation";
 
 const { own } = checkResources();
@@ -420,7 +421,7 @@ describe("bundles", () => {
     await rejects(t.promise, "ECANCELED", "bundleWait");
   });
 
-  it("bundle coroutines get the bundle's signal, aborted by hclose", async () => {
+  it("bundle coroutines get a signal that hclose of the bundle aborts", async () => {
     const b = bundle();
     const sigs: AbortSignal[] = [];
     bundleGo(b, async (sig) => { sigs.push(sig); });
@@ -430,6 +431,51 @@ describe("bundles", () => {
     expect(sigs.every((s) => !s.aborted)).toBe(true);
     hclose(b);
     expect(sigs.every((s) => s.aborted)).toBe(true);
+  });
+
+  it("parked coroutines of one bundle spread their waits over small groups of signals", async () => {
+    const b = bundle();
+    const n = 100;
+    const sigs: AbortSignal[] = [];
+    const os = Array.from({ length: n }, () => outcome());
+    for (let i = 0; i < n; i++) bundleGo(b, async (sig) => { sigs.push(sig); await body(os[i]!, () => msleep(-1))(); });
+    expect(await waitFor(() => os.every((o) => o.started))).toBe(true);
+    const distinct = [...new Set(sigs)];
+    expect(distinct).toHaveLength(Math.ceil(n / GROUP));
+    // Each wait listens to its own group's signal: no list holds all n.
+    for (const sig of distinct) expect(getEventListeners(sig, "abort").length).toBeLessThanOrEqual(GROUP);
+    expect(distinct.reduce((k, sig) => k + getEventListeners(sig, "abort").length, 0)).toBeGreaterThanOrEqual(n);
+    hclose(b);
+    expect(await waitFor(() => os.every((o) => o.finished))).toBe(true);
+    for (const o of os) checkError(o.error, "ECANCELED", "msleep");
+    expect(distinct.every((sig) => sig.aborted)).toBe(true);
+    for (const sig of distinct) expect(getEventListeners(sig, "abort")).toHaveLength(0);
+  });
+
+  it("groups are reused: waves of coroutines need no more signals than the largest wave", async () => {
+    const b = bundle();
+    const sigs = new Set<AbortSignal>();
+    for (let wave = 0; wave < 4; wave++) {
+      for (let i = 0; i < 40; i++) bundleGo(b, async (sig) => { sigs.add(sig); await msleep(now() + 5); });
+      await bundleWait(b, now() + 5000);
+    }
+    expect(sigs.size).toBe(Math.ceil(40 / GROUP));
+    hclose(b);
+    expect([...sigs].every((sig) => sig.aborted)).toBe(true);
+  });
+
+  it("work a finished coroutine left running is still cancelled by hclose of its bundle", async () => {
+    const b = bundle();
+    const left = outcome();
+    bundleGo(b, async () => { void body(left, () => msleep(-1))(); });
+    // Others come and go in the same groups after it has finished.
+    for (let i = 0; i < 3 * GROUP; i++) bundleGo(b, async () => { await msleep(now() + 2); });
+    await bundleWait(b, now() + 5000);
+    expect(left.started).toBe(true);
+    expect(left.finished).toBe(false);
+    hclose(b);
+    expect(await waitFor(() => left.finished)).toBe(true);
+    checkError(left.error, "ECANCELED", "msleep");
   });
 
   it("closing one bundle leaves another bundle's coroutines running", async () => {
