@@ -65,8 +65,6 @@ export const GROUP = 16;
 class Group {
   readonly ctrl = source();
   running = 0;
-  /** In the bundle's list of groups with room. */
-  listed = true;
   /** Completion handlers, bound once per group (no closure per coroutine). */
   readonly finish: () => void;
   readonly fail: (e: unknown) => void;
@@ -88,6 +86,7 @@ class Bundle implements HandleObject {
    * so their number follows the peak of running coroutines, not the total.
    */
   private readonly groups: Group[] = [];
+  /** The groups with room (running < GROUP): exactly these are listed here. */
   private readonly roomy: Group[] = [];
   destroy(): void {
     this.ctrl.abort();
@@ -101,14 +100,13 @@ class Bundle implements HandleObject {
       this.groups.push(g);
       this.roomy.push(g);
     }
-    if (++g.running === GROUP) { this.roomy.pop(); g.listed = false; }
+    if (++g.running === GROUP) this.roomy.pop();
     this.running++;
     return g;
   }
   /** A coroutine of group g has finished. */
   left(g: Group): void {
-    g.running--;
-    if (!g.listed) { g.listed = true; this.roomy.push(g); }
+    if (g.running-- === GROUP) this.roomy.push(g);
     if (--this.running === 0) for (const f of this.idle.splice(0)) f();
   }
 }
