@@ -74,12 +74,13 @@ class Group {
   }
 }
 
+/** A pending bundleWait. */
+interface IdleWaiter { resolve: () => void; reject: (e: unknown) => void }
+
 class Bundle implements HandleObject {
   readonly kind = "bundle";
-  /** Aborted on close: bundleWait listens to it. */
-  readonly ctrl = source();
   running = 0;
-  readonly idle: Array<() => void> = [];
+  readonly idle: IdleWaiter[] = [];
   /**
    * Every group stays until the bundle closes (work a finished coroutine
    * left behind still runs under its signal); groups with room are reused,
@@ -89,7 +90,7 @@ class Bundle implements HandleObject {
   /** The groups with room (running < GROUP): exactly these are listed here. */
   private readonly roomy: Group[] = [];
   destroy(): void {
-    this.ctrl.abort();
+    for (const w of this.idle.splice(0)) w.reject(new DillError("ECANCELED", "bundleWait", "the bundle was closed"));
     for (const g of this.groups) g.ctrl.abort();
   }
   /** The group a new coroutine joins. */
@@ -107,7 +108,7 @@ class Bundle implements HandleObject {
   /** A coroutine of group g has finished. */
   left(g: Group): void {
     if (g.running-- === GROUP) this.roomy.push(g);
-    if (--this.running === 0) for (const f of this.idle.splice(0)) f();
+    if (--this.running === 0) for (const w of this.idle.splice(0)) w.resolve();
   }
 }
 const isBundle = (o: HandleObject): o is Bundle => o instanceof Bundle;
@@ -130,15 +131,10 @@ export function bundleWait(b: BundleHandle, dl: number, opts?: CallOptions): Pro
   let bd: Bundle;
   try { bd = lookup(b, "bundleWait", isBundle); } catch (e) { return Promise.reject(e); }
   if (bd.running === 0) return Promise.resolve();
+  // Settled by the bundle itself: when its last coroutine finishes, or when it is closed.
   return block<void>("bundleWait", dl, opts, (resolve, reject) => {
-    const onIdle = (): void => { bd.ctrl.signal.removeEventListener("abort", onClose); resolve(); };
-    const onClose = (): void => reject(new DillError("ECANCELED", "bundleWait", "the bundle was closed"));
-    bd.idle.push(onIdle);
-    bd.ctrl.signal.addEventListener("abort", onClose, { once: true });
-    return () => {
-      const i = bd.idle.indexOf(onIdle);
-      if (i >= 0) bd.idle.splice(i, 1);
-      bd.ctrl.signal.removeEventListener("abort", onClose);
-    };
+    const w: IdleWaiter = { resolve, reject };
+    bd.idle.push(w);
+    return () => { const i = bd.idle.indexOf(w); if (i >= 0) bd.idle.splice(i, 1); };
   });
 }

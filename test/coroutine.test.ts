@@ -468,7 +468,7 @@ describe("bundles", () => {
     const b = bundle();
     const left = outcome();
     bundleGo(b, async () => { void body(left, () => msleep(-1))(); });
-    // Others come and go in the same groups after it has finished.
+    // Its group fills up and empties again before the bundle is closed.
     for (let i = 0; i < 3 * GROUP; i++) bundleGo(b, async () => { await msleep(now() + 2); });
     await bundleWait(b, now() + 5000);
     expect(left.started).toBe(true);
