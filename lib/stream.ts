@@ -60,7 +60,7 @@ export class ByteStream implements HandleObject {
    */
   onReadable: Readable | null = null;
   private drain: DrainWaiter | null = null;
-  private finishWaiters: Array<() => void> = [];
+  private finishWaiters: Array<() => void> | null = null; // made on first use
 
   constructor(kind: "tcp" | "ipc", sock: Socket) {
     this.kind = kind;
@@ -106,12 +106,26 @@ export class ByteStream implements HandleObject {
     }
     this.wakeReader();
     this.wakeDrain();
-    for (const f of this.finishWaiters.splice(0)) f();
+    this.runFinishWaiters();
   }
   /** @internal */
   handleDrain(): void { this.wakeDrain(); }
   /** @internal */
-  handleFinish(): void { for (const f of this.finishWaiters.splice(0)) f(); }
+  handleFinish(): void { this.runFinishWaiters(); }
+
+  private runFinishWaiters(): void {
+    const all = this.finishWaiters;
+    this.finishWaiters = null;
+    if (all !== null) for (const f of all) f();
+  }
+
+  /**
+   * A caller is about to wait for input: an empty chunk list gives back the
+   * room it grew (V8 keeps it after shift), so a parked connection holds none.
+   */
+  parking(): void {
+    if (this.buffered === 0) this.chunks.length = 0;
+  }
 
   private wakeReader(): void {
     const r = this.reader;
@@ -146,6 +160,7 @@ export class ByteStream implements HandleObject {
         const e = closer ? (this.destroyed ? this.readError(syscall) : this.eof || this.failure !== null ? new DillError("EPIPE", syscall) : null)
           : this.readError(syscall);
         if (e !== null) { reject(e); return; }
+        this.parking();
         this.reader = { need: n, resolve: loop, reject };
         if (this.paused && this.buffered < n) { this.paused = false; this.sock.resume(); }
       };
@@ -365,8 +380,8 @@ export class ByteStream implements HandleObject {
         }
         else resolve(undefined);
       };
-      this.finishWaiters.push(f);
-      return () => { const i = this.finishWaiters.indexOf(f); if (i >= 0) this.finishWaiters.splice(i, 1); };
+      (this.finishWaiters ??= []).push(f);
+      return () => { const i = this.finishWaiters?.indexOf(f) ?? -1; if (i >= 0) this.finishWaiters!.splice(i, 1); };
     });
   }
 
@@ -415,7 +430,7 @@ export class ByteStream implements HandleObject {
     const e = (syscall: string): DillError => new DillError("ECANCELED", syscall, "the handle was closed while the call waited");
     this.readLock.failAll(e);
     this.writeLock.failAll(e);
-    for (const f of this.finishWaiters.splice(0)) f();
+    this.runFinishWaiters();
     this.chunks.length = 0;
     this.buffered = 0;
   }

@@ -70,10 +70,87 @@ class Linked {
 }
 
 /**
- * Waits for `executor` to settle under a deadline (absolute ms, -1 never, 0 no
- * waiting) and the caller's cancellation. On expiry or cancellation the
- * executor's cleanup runs first, so the caller's state is as before the call.
- * Only for calls that really must wait: the fast paths never get here.
+ * One waiting call as an object: the queue it waits in holds it, and it
+ * settles through ok() and fail(). A subclass says how it queues (start)
+ * and unqueues (stop); wait() adds the deadline and the cancellations. A
+ * parked wait costs this object, execute's promise and one cleanup closure:
+ * no executor or resolve/reject wrappers of ours.
+ */
+export abstract class Wait<T> {
+  readonly syscall: string;
+  private res: ((v: T) => void) | null = null;
+  private rej: ((e: unknown) => void) | null = null;
+  /** The signal execute listens to. */
+  private sig: AbortSignal | null = null;
+  private link: Linked | null = null;
+  constructor(syscall: string) { this.syscall = syscall; }
+  /** Queues the wait; it may settle at once. */
+  protected abstract start(): void;
+  /** Unqueues it: the deadline passed or the call was cancelled. */
+  protected abstract stop(): void;
+  /** Settles the call; later settlements are ignored. */
+  ok(v: T): void {
+    const r = this.res;
+    if (r === null) return;
+    this.settled();
+    r(v);
+  }
+  fail(e: unknown): void {
+    const r = this.rej;
+    if (r === null) return;
+    this.settled();
+    r(e);
+  }
+  private settled(): void {
+    this.res = null;
+    this.rej = null;
+    this.link?.release();
+  }
+  /** @internal Called by wait() through the shared executors below. */
+  begin(res: (v: T) => void, rej: (e: unknown) => void, sig: AbortSignal | null, link: Linked | null): void {
+    this.res = res;
+    this.rej = rej;
+    this.sig = sig;
+    this.link = link;
+    this.start();
+  }
+  /** @internal The signal fired: unqueue, and fail with the call's error. */
+  cancel(): void {
+    if (this.res === null) return;
+    this.stop();
+    this.fail(abortError(this.sig!.reason, this.syscall));
+  }
+}
+
+// The wait being started: execute and the Promise constructor run their
+// executor synchronously, so one shared executor picks it up here instead
+// of a closure per call.
+let starting: Wait<unknown> | null = null;
+let startSig: AbortSignal | null = null;
+let startLink: Linked | null = null;
+
+function plainExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
+  const w = starting!;
+  starting = null;
+  w.begin(res, rej, null, null);
+}
+
+function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): () => void {
+  const w = starting!;
+  const sig = startSig;
+  const link = startLink;
+  starting = null;
+  startSig = null;
+  startLink = null;
+  w.begin(res, rej, sig, link);
+  return () => { w.cancel(); };
+}
+
+/**
+ * Waits for `w` to settle under a deadline (absolute ms, -1 never, 0 no
+ * waiting) and the caller's cancellation. On expiry or cancellation w.stop()
+ * runs first, so the caller's state is as before the call. Only for calls
+ * that really must wait: the fast paths never get here.
  *
  * Each wait listens to one AbortSignal through abort-controller-x's execute.
  * With one source of cancellation that is the source itself; with several
@@ -83,8 +160,8 @@ class Linked {
  * same, but on Node 20 every combined signal stays registered in its
  * long-lived sources for good (nodejs/node#55351).
  */
-export function block<T>(syscall: string, dl: number, opts: CallOptions | undefined,
-                         executor: Executor<T>): Promise<T> {
+export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): Promise<T> {
+  const syscall = w.syscall;
   const user = opts?.signal;
   const co = coScope.getStore();
   if (typeof dl !== "number" || Number.isNaN(dl)) {
@@ -97,25 +174,39 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
     return Promise.reject(new DillError("ETIMEDOUT", syscall,
       dl === 0 ? "the operation would have to wait and the deadline is 0" : "the deadline has already passed"));
   }
+  starting = w as Wait<unknown>;
   const timed = dl > 0 && Number.isFinite(dl);
   if (!timed) {
-    if (user === undefined && co === undefined) return new Promise<T>((res, rej) => { executor(res, rej); });
+    if (user === undefined && co === undefined) return new Promise<T>(plainExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
     if (user === undefined || co === undefined) {
-      const signal = (user ?? co)!;
       // The cleanup settles the call with its own error first; execute's
       // rejection with the bare abort reason then comes too late to count.
-      // No promise chained just to translate the error.
-      return execute<T>(signal, (resolve, reject) => {
-        const undo = executor(resolve, reject);
-        return () => { undo(); reject(abortError(signal.reason, syscall)); };
-      });
+      startSig = (user ?? co)!;
+      return execute<T>(startSig, signalExecutor as Executor<T>);
     }
   }
-  const w = new Linked(syscall, timed ? dl : -1, user, co);
-  return execute<T>(w.link.signal, (resolve, reject) => {
-    const undo = executor((v) => { w.release(); resolve(v); }, (e) => { w.release(); reject(e); });
-    return () => { undo(); w.release(); };
-  });
+  const link = new Linked(syscall, timed ? dl : -1, user, co);
+  startSig = link.link.signal;
+  startLink = link;
+  return execute<T>(startSig, signalExecutor as Executor<T>);
+}
+
+/** A wait given as an executor: it queues, and returns how to unqueue. */
+class FnWait<T> extends Wait<T> {
+  private readonly executor: Executor<T>;
+  private undo: (() => void) | null = null;
+  constructor(syscall: string, executor: Executor<T>) {
+    super(syscall);
+    this.executor = executor;
+  }
+  protected start(): void { this.undo = this.executor((v) => { this.ok(v); }, (e) => { this.fail(e); }); }
+  protected stop(): void { this.undo?.(); }
+}
+
+/** wait() for a call that is not worth a Wait class of its own. */
+export function block<T>(syscall: string, dl: number, opts: CallOptions | undefined,
+                         executor: Executor<T>): Promise<T> {
+  return wait(new FnWait(syscall, executor), dl, opts);
 }
 
 /** Sleeps until the deadline; only cancellation ends it early (ECANCELED). */

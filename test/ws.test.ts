@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  brecv, bsend, bundle, bundleGo, bundleWait, DillError, go, hclose, ipaddrLocal, ipaddrPort, ipcPair, mrecv, msend,
+  brecv, bsend, bundle, bundleGo, bundleWait, DillError, go, hclose, ipaddrLocal, ipaddrPort, ipcPair, mrecv, msend, msleep,
   now, tcpAccept, tcpConnect, tcpListen, tcpLocalAddr, wsAttachClient, wsAttachServer, wsDetach, wsDone, wsMessages,
   wsPing, wsProtocol, wsRecv, wsRequestKey, wsResponseKey, wsSend, wsSendl, wsStatus, WS_BINARY, WS_NOHTTP, WS_TEXT,
   type TcpListener, type WsHandle, type WsAttachServerOptions, type WsAttachClientOptions,
@@ -185,6 +185,32 @@ describe("messages", () => {
     expect(await waiting).toEqual({ value: undefined, done: true });
     expect(wsStatus(s2)).toEqual({ status: 1001, reason: "away" });
     hclose(c2); hclose(s2);
+  });
+
+  it("a cancelled step ends the iteration and loses nothing: later messages go to the next receive", async () => {
+    const [c, s] = await nohttpPair(WS_TEXT);
+    const ac = new AbortController();
+    const it = wsMessages(s, { signal: ac.signal });
+    await wsSend(c, WS_TEXT, "first", T());
+    expect(await it.next()).toEqual({ value: expect.objectContaining({ text: "first" }), done: false });
+    const pending = it.next();
+    ac.abort();
+    expect(await code(pending)).toBe("ECANCELED");
+    expect((await it.next()).done).toBe(true);
+    await wsSend(c, WS_TEXT, "second", T());
+    const again = wsMessages(s);
+    const r = await again.next();
+    expect(r.done === false && r.value.text).toBe("second");
+    // Inside a coroutine, closing it cancels the step the same way.
+    const seen: string[] = [];
+    const co = go(async () => { for await (const m of wsMessages(s)) seen.push(m.text); });
+    await wsSend(c, WS_TEXT, "third", T());
+    for (let i = 0; i < 100 && seen.length === 0; i++) await msleep(now() + 10);
+    hclose(co);
+    await wsSend(c, WS_TEXT, "fourth", T());
+    expect(seen).toEqual(["third"]);
+    expect((await wsRecv(s, T())).text).toBe("fourth");
+    hclose(c); hclose(s);
   });
 
   it("wsPing resolves with a round-trip time; pings over 125 bytes are EINVAL", async () => {

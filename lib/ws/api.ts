@@ -3,7 +3,7 @@ import { DillError } from "../errors";
 import { lookup, register, unregister, type ByteHandle, type HandleObject, type MsgHandle, type WsHandle } from "../handles";
 import type { CallOptions } from "../wait";
 import { acceptFor, makeRequestKey } from "./handshake";
-import { toBuffer, WS_BINARY, WS_TEXT, WsConn, type WsMessage } from "./conn";
+import { END, toBuffer, WS_BINARY, WS_TEXT, WsConn, type Iteration, type WsMessage } from "./conn";
 import { OP_BINARY, OP_TEXT } from "./frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
@@ -60,13 +60,15 @@ export function wsRecv(ws: WsHandle, dl: number, opts?: CallOptions): Promise<Ws
 /**
  * The iterator behind wsMessages. Written out rather than as an async
  * generator: a generator costs several promises and microtask hops per
- * message, this costs one. The handle is looked up at each step, so a
- * handle closed meanwhile ends the loop with its error.
+ * message; each step here is the receive's own promise, resolved with the
+ * IteratorResult. The handle is looked up at each step, so a handle closed
+ * meanwhile ends the loop with its error.
  */
-class WsMessageIterator implements AsyncIterableIterator<WsMessage> {
+class WsMessageIterator implements AsyncIterableIterator<WsMessage>, Iteration {
   private readonly ws: WsHandle;
   private readonly opts: CallOptions | undefined;
-  private over = false;
+  /** Set by return(), the peer's close or a failed step: later steps give END. */
+  over = false;
   constructor(ws: WsHandle, opts: CallOptions | undefined) {
     this.ws = ws;
     this.opts = opts;
@@ -76,13 +78,7 @@ class WsMessageIterator implements AsyncIterableIterator<WsMessage> {
     if (this.over) return Promise.resolve(END);
     let c: WsConn;
     try { c = conn(this.ws, "wsMessages"); } catch (e) { this.over = true; return Promise.reject(e); }
-    return c.recvOrEnd("wsMessages", this.opts).then(
-      (m) => {
-        if (m !== null) return { value: m, done: false };
-        this.over = true;
-        return END;
-      },
-      (e: unknown) => { this.over = true; throw e; });
+    return c.iterate("wsMessages", this, this.opts);
   }
   /** Leaving the loop (break, return, throw) ends the iteration; the handle stays usable. */
   return(): Promise<IteratorResult<WsMessage, undefined>> {
@@ -90,7 +86,6 @@ class WsMessageIterator implements AsyncIterableIterator<WsMessage> {
     return Promise.resolve(END);
   }
 }
-const END: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /** Messages until the peer's close frame; breaking out leaves the handle usable. */
 export function wsMessages(ws: WsHandle, opts?: CallOptions): AsyncIterableIterator<WsMessage> {

@@ -3,7 +3,7 @@ import { performance } from "node:perf_hooks";
 import { DillError } from "../errors";
 import type { HandleObject } from "../handles";
 import type { ByteStream, Readable } from "../stream";
-import { block, checkCancelled, type CallOptions } from "../wait";
+import { block, checkCancelled, wait, Wait, type CallOptions } from "../wait";
 import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
 import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
 import {
@@ -13,6 +13,7 @@ import {
 import { POOLED_MIN, release, take } from "./bufpool";
 import { applyMask, copyMasked, drawMask, maskWithKey } from "./mask";
 import { Utf8Validator } from "./utf8";
+import { Fifo } from "../fifo";
 
 export const WS_BINARY = 0;
 export const WS_TEXT = 1;
@@ -45,8 +46,37 @@ export class WsMessage {
 }
 
 interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void; syscall: string }
-/** A receive; `endOk` waiters get null at the peer's close instead of EPIPE. */
-interface RecvWaiter extends Waiter<WsMessage | null> { endOk: boolean }
+
+/**
+ * A wsMessages iteration. Its steps resolve IteratorResults straight from
+ * the receive (no promise chained per message); the peer's close resolves
+ * END, and any failure of a step ends the iteration.
+ */
+export interface Iteration { over: boolean }
+export const END: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
+type Step = IteratorResult<WsMessage, undefined>;
+
+/** A waiting receive: a wsRecv (`it` null) or a step of an iteration. */
+class RecvWait extends Wait<WsMessage | Step> {
+  readonly c: WsConn;
+  readonly it: Iteration | null;
+  constructor(c: WsConn, syscall: string, it: Iteration | null) {
+    super(syscall);
+    this.c = c;
+    this.it = it;
+  }
+  protected start(): void { this.c.queueRecv(this); }
+  protected stop(): void {
+    // A deadline or cancellation ends the wait (and an iteration).
+    this.c.dropRecv(this);
+    if (this.it !== null) this.it.over = true;
+  }
+}
+
+/** What a receive of `it` resolves with for message m. */
+function result(it: Iteration | null, m: WsMessage): WsMessage | Step {
+  return it === null ? m : { value: m, done: false };
+}
 interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
 
 type Payload = Buffer | string | readonly Uint8Array[];
@@ -92,18 +122,22 @@ export class WsConn implements HandleObject, Readable {
   /** The current frame's masking key, as its 4 bytes read little-endian (a small integer, no buffer per connection). */
   private key = 0;
   private msgOp = 0;
-  private parts: Buffer[] = [];
-  /** The buffer small fragments are merged into (parts[0] is a view of it then). */
+  /** The message's first part, and the rest (no array for a one-part message). */
+  private part: Buffer | null = null;
+  private parts: Buffer[] | null = null;
+  /** The buffer small fragments are merged into (part is a view of it then). */
   private acc: Buffer | null = null;
   private partsLen = 0;
   private utf8: Utf8Validator | null = null; // made for the first text message
 
-  private readonly inbox: WsMessage[] = [];
+  /** Messages parsed ahead while only a ping waited (made on first use). */
+  private inbox: WsMessage[] | null = null;
   private inboxBytes = 0;
   private readonly inboxLimit: number;
-  private readonly recvWaiters: RecvWaiter[] = [];
-  private readonly pings: PingWaiter[] = [];
-  private readonly closeWaiters: Array<Waiter<undefined>> = [];
+  private readonly recvWaiters = new Fifo<RecvWait>();
+  // Pings and closes are rare: their queues are made on first use.
+  private pings: Fifo<PingWaiter> | null = null;
+  private closeWaiters: Fifo<Waiter<undefined>> | null = null;
   private discarding = false;
   private pingSeq = 0;
 
@@ -185,10 +219,13 @@ export class WsConn implements HandleObject, Readable {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
         if (!this.discarding) {
-          this.parts.push(chunk);
-          // Views pin whole socket chunks: many small fragments are merged so a
-          // message costs about its size, not one 64 KiB chunk per fragment.
-          if (this.parts.length > MAX_PARTS) this.mergeParts(k);
+          if (this.part === null) this.part = chunk;
+          else {
+            // Views pin whole socket chunks: many small fragments are merged so a
+            // message costs about its size, not one 64 KiB chunk per fragment.
+            (this.parts ??= []).push(chunk);
+            if (this.parts.length >= MAX_PARTS) this.mergeParts(k);
+          }
         }
         this.partsLen += k;
         this.frameGot += k;
@@ -199,9 +236,10 @@ export class WsConn implements HandleObject, Readable {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
       const parts = this.parts;
-      const data = parts.length === 1 ? parts[0]! : parts.length === 0 ? EMPTY : Buffer.concat(parts, this.partsLen);
+      const data = parts === null ? this.part ?? EMPTY : Buffer.concat([this.part!, ...parts], this.partsLen);
       const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, data);
-      this.parts = [];
+      this.part = null;
+      this.parts = null;
       this.partsLen = 0;
       this.acc = null;
       this.msgOp = 0;
@@ -214,7 +252,7 @@ export class WsConn implements HandleObject, Readable {
   private mergeParts(last: number): void {
     const total = this.partsLen + last;
     let acc = this.acc;
-    const first = acc !== null ? this.parts[0]!.length : 0; // after a merge, parts[0] is always acc's view
+    const first = acc !== null ? this.part!.length : 0; // after a merge, part is always acc's view
     if (acc === null || acc.length < total) {
       const cap = Math.min(Math.max(total * 2, 4096), Math.max(this.maxMessageSize, total));
       const grown = Buffer.allocUnsafe(cap);
@@ -223,19 +261,18 @@ export class WsConn implements HandleObject, Readable {
       this.acc = grown;
     }
     let p = first;
-    for (let i = first > 0 ? 1 : 0; i < this.parts.length; i++) { const c = this.parts[i]!; c.copy(acc, p); p += c.length; }
-    this.parts = [acc.subarray(0, p)];
+    if (first === 0) { this.part!.copy(acc, 0); p = this.part!.length; }
+    for (const c of this.parts!) { c.copy(acc, p); p += c.length; }
+    this.part = acc.subarray(0, p);
+    this.parts = null;
   }
 
   private control(op: number, p: Buffer): void {
     if (op === OP_PING) {
       if (!this.sentClose && this.s.sock.writableLength < PONG_QUEUE_LIMIT) this.writeNow(OP_PONG, p);
     } else if (op === OP_PONG) {
-      const i = this.pings.findIndex((w) => w.payload.equals(p));
-      if (i >= 0) {
-        const w = this.pings.splice(i, 1)[0]!;
-        w.resolve(performance.now() - w.t0);
-      }
+      const w = this.pings?.take((x) => x.payload.equals(p));
+      if (w !== undefined) w.resolve(performance.now() - w.t0);
     } else if (op === OP_CLOSE) {
       const c = decodeClose(p);
       this.peerClose = c;
@@ -249,12 +286,12 @@ export class WsConn implements HandleObject, Readable {
 
   /** The peer's close frame arrived: waiters learn it. */
   private closed(): void {
-    for (const w of this.recvWaiters.splice(0)) {
-      if (w.endOk) w.resolve(null);
-      else w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.recvWaiters.drain()) {
+      if (w.it !== null) { w.it.over = true; w.ok(END); }
+      else w.fail(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
     }
-    for (const w of this.pings.splice(0)) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
-    for (const w of this.closeWaiters.splice(0)) w.resolve(undefined);
+    for (const w of this.pings?.drain() ?? []) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.closeWaiters?.drain() ?? []) w.resolve(undefined);
   }
 
   /** Fails the connection after a violation: close frame with its code, then FIN. */
@@ -284,9 +321,12 @@ export class WsConn implements HandleObject, Readable {
   }
 
   private failAll(err: (syscall: string) => DillError): void {
-    for (const w of this.recvWaiters.splice(0)) w.reject(err(w.syscall));
-    for (const w of this.pings.splice(0)) w.reject(err(w.syscall));
-    for (const w of this.closeWaiters.splice(0)) w.reject(err(w.syscall));
+    for (const w of this.recvWaiters.drain()) {
+      if (w.it !== null) w.it.over = true;
+      w.fail(err(w.syscall));
+    }
+    for (const w of this.pings?.drain() ?? []) w.reject(err(w.syscall));
+    for (const w of this.closeWaiters?.drain() ?? []) w.reject(err(w.syscall));
   }
 
   /** Runs step() and turns violations into a failed connection. */
@@ -302,8 +342,8 @@ export class WsConn implements HandleObject, Readable {
   private wanted(): boolean {
     // A ping waiter alone parses ahead into the inbox only up to a bound, so
     // a peer cannot make us queue its messages without limit.
-    return this.recvWaiters.length > 0 || this.closeWaiters.length > 0 ||
-      (this.pings.length > 0 && this.inboxBytes < this.inboxLimit);
+    return !this.recvWaiters.empty || this.closeWaiters?.empty === false ||
+      (this.pings?.empty === false && this.inboxBytes < this.inboxLimit);
   }
 
   /**
@@ -337,8 +377,8 @@ export class WsConn implements HandleObject, Readable {
 
   private deliver(m: WsMessage): void {
     const w = this.recvWaiters.shift();
-    if (w !== undefined) w.resolve(m);
-    else { this.inbox.push(m); this.inboxBytes += m.data.length; }
+    if (w !== undefined) w.ok(result(w.it, m));
+    else { (this.inbox ??= []).push(m); this.inboxBytes += m.data.length; }
   }
 
   /** The error a call gets on a connection that is over, or null. */
@@ -351,48 +391,58 @@ export class WsConn implements HandleObject, Readable {
 
   /** Receives one whole message, in call order among concurrent callers. */
   recv(syscall: string, dl: number, opts: CallOptions | undefined): Promise<WsMessage> {
-    return this.receive(syscall, dl, opts, false) as Promise<WsMessage>;
+    return this.receive(syscall, dl, opts, null) as Promise<WsMessage>;
   }
 
   /**
-   * Like recv, but the peer's close frame resolves null instead of failing
-   * EPIPE: an iteration ends without building an error it would drop.
+   * A step of iteration `it`, without a deadline: the next message, or END
+   * at the peer's close (no error built only to be dropped). A failed step
+   * marks the iteration over.
    */
-  recvOrEnd(syscall: string, opts: CallOptions | undefined): Promise<WsMessage | null> {
-    return this.receive(syscall, -1, opts, true);
+  iterate(syscall: string, it: Iteration, opts: CallOptions | undefined): Promise<Step> {
+    return this.receive(syscall, -1, opts, it) as Promise<Step>;
   }
 
-  private receive(syscall: string, dl: number, opts: CallOptions | undefined, endOk: boolean): Promise<WsMessage | null> {
+  private receive(syscall: string, dl: number, opts: CallOptions | undefined, it: Iteration | null): Promise<WsMessage | Step> {
     try {
       checkCancelled(syscall, opts);
-      if (this.recvWaiters.length === 0) {
-        const queued = this.inbox.shift();
+      if (this.recvWaiters.empty) {
+        const queued = this.inbox?.shift();
         if (queued !== undefined) {
           this.inboxBytes -= queued.data.length;
-          if (this.pings.length > 0) this.drive(); // room again: parsing resumes for the pong
-          return Promise.resolve(queued);
+          if (this.inbox!.length === 0) this.inbox = null;
+          if (this.pings?.empty === false) this.drive(); // room again: parsing resumes for the pong
+          return Promise.resolve(result(it, queued));
         }
         if (this.failure === null && this.peerClose === null) {
           const m = this.stepOrFail(syscall);
-          if (m !== null) return Promise.resolve(m);
+          if (m !== null) return Promise.resolve(result(it, m));
           if (this.peerClose === null) {
             const e = this.s.readError(syscall);
             if (e !== null) throw this.broken(e, syscall);
           }
         }
       }
-      if (endOk && this.failure === null && this.peerClose !== null) return Promise.resolve(null);
+      if (it !== null && this.failure === null && this.peerClose !== null) { it.over = true; return Promise.resolve(END); }
       const e = this.stateError(syscall, false);
       if (e !== null) throw e;
     } catch (e) {
+      if (it !== null) it.over = true;
       return Promise.reject(e);
     }
-    return block<WsMessage | null>(syscall, dl, opts, (resolve, reject) => {
-      const w: RecvWaiter = { resolve, reject, syscall, endOk };
-      this.recvWaiters.push(w);
-      this.listen();
-      return () => { const i = this.recvWaiters.indexOf(w); if (i >= 0) this.recvWaiters.splice(i, 1); };
-    });
+    return wait(new RecvWait(this, syscall, it), dl, opts);
+  }
+
+  /** @internal */
+  queueRecv(w: RecvWait): void {
+    this.s.parking();
+    this.recvWaiters.push(w);
+    this.listen();
+  }
+
+  /** @internal */
+  dropRecv(w: RecvWait): void {
+    this.recvWaiters.remove(w);
   }
 
   // ------------------------------------------------------------------ send
@@ -494,10 +544,11 @@ export class WsConn implements HandleObject, Readable {
     const p = payload;
     return block<number>(syscall, dl, opts, (resolve, reject) => {
       const w: PingWaiter = { resolve, reject, syscall, payload: p, t0 };
-      this.pings.push(w);
+      const q = this.pings ??= new Fifo();
+      q.push(w);
       this.listen();
       this.drive();
-      return () => { const i = this.pings.indexOf(w); if (i >= 0) this.pings.splice(i, 1); };
+      return () => { q.remove(w); };
     });
   }
 
@@ -517,19 +568,21 @@ export class WsConn implements HandleObject, Readable {
     if (!this.sentClose && this.peerClose === null) await this.send(syscall, OP_CLOSE, p, dl, opts, true);
     if (this.peerClose !== null) return;
     this.discarding = true;
-    this.inbox.length = 0;
+    this.inbox = null;
     this.inboxBytes = 0;
-    this.parts = [];
+    this.part = null;
+    this.parts = null;
     this.acc = null;
     // Discard what is already buffered before waiting.
     while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }
     if (this.peerClose !== null) return;
     await block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const w: Waiter<undefined> = { resolve, reject, syscall };
-      this.closeWaiters.push(w);
+      const q = this.closeWaiters ??= new Fifo();
+      q.push(w);
       this.listen();
       this.drive();
-      return () => { const i = this.closeWaiters.indexOf(w); if (i >= 0) this.closeWaiters.splice(i, 1); };
+      return () => { q.remove(w); };
     });
   }
 
