@@ -43,7 +43,12 @@ export class ByteStream implements HandleObject {
   /** Serialises writers that must wait for room, keeping call order. */
   readonly writeLock = new Lock();
 
-  private readonly chunks: Buffer[] = [];
+  /**
+   * Unread socket chunks. An empty list is replaced, not pushed to: V8 keeps
+   * an array's grown room (152 bytes) after shift, and a connection parked
+   * with nothing buffered should hold none.
+   */
+  private chunks: Buffer[] = [];
   private head = 0; // consumed bytes of chunks[0]
   buffered = 0;
   eof = false; // the peer's FIN arrived
@@ -80,7 +85,8 @@ export class ByteStream implements HandleObject {
   // --- socket events (shared functions find the stream through the socket) ---
   /** @internal */
   handleData(chunk: Buffer): void {
-    this.chunks.push(chunk);
+    if (this.chunks.length === 0) this.chunks = [chunk];
+    else this.chunks.push(chunk);
     this.buffered += chunk.length;
     const r = this.reader;
     if (r !== null && this.buffered >= r.need) { this.reader = null; r.resolve(undefined); }
@@ -119,14 +125,6 @@ export class ByteStream implements HandleObject {
     if (all !== null) for (const f of all) f();
   }
 
-  /**
-   * A caller is about to wait for input: an empty chunk list gives back the
-   * room it grew (V8 keeps it after shift), so a parked connection holds none.
-   */
-  parking(): void {
-    if (this.buffered === 0) this.chunks.length = 0;
-  }
-
   private wakeReader(): void {
     const r = this.reader;
     if (r !== null) { this.reader = null; r.resolve(undefined); }
@@ -160,7 +158,6 @@ export class ByteStream implements HandleObject {
         const e = closer ? (this.destroyed ? this.readError(syscall) : this.eof || this.failure !== null ? new DillError("EPIPE", syscall) : null)
           : this.readError(syscall);
         if (e !== null) { reject(e); return; }
-        this.parking();
         this.reader = { need: n, resolve: loop, reject };
         if (this.paused && this.buffered < n) { this.paused = false; this.sock.resume(); }
       };
@@ -225,8 +222,7 @@ export class ByteStream implements HandleObject {
         d.copy(merged, p, from);
         p += d.length - from;
       }
-      this.chunks.length = 0;
-      this.chunks.push(merged);
+      this.chunks = [merged];
       this.head = 0;
       c = merged;
     }

@@ -435,7 +435,6 @@ export class WsConn implements HandleObject, Readable {
 
   /** @internal */
   queueRecv(w: RecvWait): void {
-    this.s.parking();
     this.recvWaiters.push(w);
     this.listen();
   }
