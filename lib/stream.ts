@@ -38,10 +38,14 @@ interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) =>
 export class ByteStream implements HandleObject {
   readonly kind: "tcp" | "ipc";
   readonly sock: Socket;
+  // The locks are made on first use: a WebSocket's stream never takes the
+  // read lock, and the write lock is needed only when a send must wait.
+  private rl: Lock | null = null;
+  private wl: Lock | null = null;
   /** Serialises readers (brecv callers, or the protocol layer above). */
-  readonly readLock = new Lock();
+  get readLock(): Lock { return this.rl ??= new Lock(); }
   /** Serialises writers that must wait for room, keeping call order. */
-  readonly writeLock = new Lock();
+  get writeLock(): Lock { return this.wl ??= new Lock(); }
 
   /**
    * Unread socket chunks. An empty list is replaced, not pushed to: V8 keeps
@@ -272,7 +276,7 @@ export class ByteStream implements HandleObject {
 
   /** Whether a write now would not have to wait for room. */
   canWrite(): boolean {
-    return !this.writeLock.held && this.sock.writableLength < WRITE_HIGH_WATER;
+    return this.wl?.held !== true && this.sock.writableLength < WRITE_HIGH_WATER;
   }
 
   /** The error for a write that cannot be done at all (or null). */
@@ -391,8 +395,8 @@ export class ByteStream implements HandleObject {
     this.wakeReader();
     this.wakeDrain();
     const e = (sc: string): DillError => new DillError("ECANCELED", sc, "the handle was closed while the call waited");
-    this.readLock.failAll(e);
-    this.writeLock.failAll(e);
+    this.rl?.failAll(e);
+    this.wl?.failAll(e);
     try {
       if (!this.ended && this.failure === null && !this.destroyed) {
         this.ended = true;
@@ -424,8 +428,8 @@ export class ByteStream implements HandleObject {
     this.wakeReader();
     this.wakeDrain();
     const e = (syscall: string): DillError => new DillError("ECANCELED", syscall, "the handle was closed while the call waited");
-    this.readLock.failAll(e);
-    this.writeLock.failAll(e);
+    this.rl?.failAll(e);
+    this.wl?.failAll(e);
     this.runFinishWaiters();
     this.chunks.length = 0;
     this.buffered = 0;
