@@ -66,10 +66,17 @@ class RecvWait extends Wait<WsMessage | Step> {
     this.it = it;
   }
   protected start(): void { this.c.queueRecv(this); }
-  protected stop(): void {
-    // A deadline or cancellation ends the wait (and an iteration).
-    this.c.dropRecv(this);
+  protected stop(): void { this.c.dropRecv(this); }
+  /** Any failure of a step (a deadline or cancellation too) ends its iteration. */
+  override fail(e: unknown): void {
     if (this.it !== null) this.it.over = true;
+    super.fail(e);
+  }
+  message(m: WsMessage): void { this.ok(result(this.it, m)); }
+  /** The peer's close frame: an iteration ends cleanly, a wsRecv fails EPIPE. */
+  peerClosed(): void {
+    if (this.it === null) this.fail(new DillError("EPIPE", this.syscall, "the peer closed the WebSocket"));
+    else { this.it.over = true; this.ok(END); }
   }
 }
 
@@ -286,10 +293,7 @@ export class WsConn implements HandleObject, Readable {
 
   /** The peer's close frame arrived: waiters learn it. */
   private closed(): void {
-    for (const w of this.recvWaiters.drain()) {
-      if (w.it !== null) { w.it.over = true; w.ok(END); }
-      else w.fail(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
-    }
+    for (const w of this.recvWaiters.drain()) w.peerClosed();
     for (const w of this.pings?.drain() ?? []) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
     for (const w of this.closeWaiters?.drain() ?? []) w.resolve(undefined);
   }
@@ -321,10 +325,7 @@ export class WsConn implements HandleObject, Readable {
   }
 
   private failAll(err: (syscall: string) => DillError): void {
-    for (const w of this.recvWaiters.drain()) {
-      if (w.it !== null) w.it.over = true;
-      w.fail(err(w.syscall));
-    }
+    for (const w of this.recvWaiters.drain()) w.fail(err(w.syscall));
     for (const w of this.pings?.drain() ?? []) w.reject(err(w.syscall));
     for (const w of this.closeWaiters?.drain() ?? []) w.reject(err(w.syscall));
   }
@@ -377,7 +378,7 @@ export class WsConn implements HandleObject, Readable {
 
   private deliver(m: WsMessage): void {
     const w = this.recvWaiters.shift();
-    if (w !== undefined) w.ok(result(w.it, m));
+    if (w !== undefined) w.message(m);
     else { (this.inbox ??= []).push(m); this.inboxBytes += m.data.length; }
   }
 
