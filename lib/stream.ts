@@ -14,6 +14,9 @@ export const READ_HIGH_WATER = 1 << 20;
  */
 export const WRITE_HIGH_WATER = 256 << 10;
 
+/** peekSmall's copy of bytes split across chunks; used at once, so one serves every stream. */
+const SCRATCH = Buffer.allocUnsafe(16);
+
 /** The failure of a socket closed without a FIN or an error (an abort). */
 const CLOSED = new DillError("ECONNRESET", "socket", "the connection was closed");
 
@@ -233,18 +236,21 @@ export class ByteStream implements HandleObject {
     return c.subarray(this.head, this.head + n);
   }
 
-  private scratch: Buffer | null = null;
+  /** Where the bytes that peekSmall returned start in its buffer. */
+  peekOff = 0;
 
   /**
-   * The first n (<= 16) buffered bytes without consuming them: a view, or a
-   * copy in a scratch buffer that the next call overwrites.
+   * The first n (<= 16) buffered bytes without consuming them, and without
+   * allocating: the first chunk itself (from peekOff) when they lie in it,
+   * else a scratch copy (from 0) that the next call, on any stream,
+   * overwrites. Parsing a frame header costs no view per frame.
    */
   peekSmall(n: number): Buffer {
     const c = this.chunks[0]!;
-    if (c.length - this.head >= n) return c.subarray(this.head, this.head + n);
-    const sc = this.scratch ??= Buffer.allocUnsafe(16);
-    for (let i = 0; i < n; i++) sc[i] = this.byteAt(i);
-    return sc.subarray(0, n);
+    if (c.length - this.head >= n) { this.peekOff = this.head; return c; }
+    for (let i = 0; i < n; i++) SCRATCH[i] = this.byteAt(i);
+    this.peekOff = 0;
+    return SCRATCH;
   }
 
   /** Flushes what was written, then closes (a refused handshake). */

@@ -243,6 +243,35 @@ describe("deadlines and cancellation", () => {
     peer.destroy(); hclose(ws); hclose(ls);
   });
 
+  it("frame headers that arrive split across reads, at every byte, parse the same", async () => {
+    const [ls, port] = await listener();
+    const peerP = rawConnect(port);
+    const t = await tcpAccept(ls, T());
+    const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
+    const peer = await peerP;
+    // 7-bit, 16-bit and 64-bit lengths: masked headers of 6, 8 and 14 bytes.
+    for (const size of [5, 300, 70000]) {
+      const payload = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) payload[i] = (i * 7 + size) & 0xff;
+      const frame = rawFrame(2, payload, { mask: true });
+      const hl = size < 126 ? 6 : size < 65536 ? 8 : 14;
+      const got = wsRecv(ws, T());
+      // Each header byte in its own write, with a pause so that each is its own read.
+      for (let i = 0; i < hl; i++) { peer.write(frame.subarray(i, i + 1)); await msleep(now() + 5); }
+      peer.write(frame.subarray(hl));
+      expect(Buffer.compare((await got).data, payload)).toBe(0);
+    }
+    // Two frames whose boundary falls inside the second header.
+    const a = rawFrame(2, Buffer.from("first"), { mask: true });
+    const b = rawFrame(2, Buffer.from("second"), { mask: true });
+    const both = Buffer.concat([a, b]);
+    peer.write(both.subarray(0, a.length + 3));
+    expect((await wsRecv(ws, T())).data.toString()).toBe("first");
+    peer.write(both.subarray(a.length + 3));
+    expect((await wsRecv(ws, T())).data.toString()).toBe("second");
+    peer.destroy(); hclose(ws); hclose(ls);
+  });
+
   it("a signal or a closed coroutine cancels wsRecv with ECANCELED, and the connection stays usable", async () => {
     const [c, s] = await nohttpPair(WS_TEXT);
     const ac = new AbortController();

@@ -182,8 +182,9 @@ export class WsConn implements HandleObject, Readable {
       if (!this.inFrame) {
         const avail = s.buffered;
         if (avail < 2) return null;
-        const hb = s.peekSmall(Math.min(avail, 14));
-        const hl = decodeHeader(hb, 0, hb.length, h);
+        const n = Math.min(avail, 14);
+        const hb = s.peekSmall(n);
+        const hl = decodeHeader(hb, s.peekOff, n, h);
         if (hl === 0) return null;
         if (h.masked === this.client) {
           throw new ProtocolError(CLOSE_PROTOCOL, this.client ? "the server sent a masked frame" : "the client sent an unmasked frame");
