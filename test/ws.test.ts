@@ -33,6 +33,15 @@ async function listener(): Promise<[TcpListener, number]> {
   return [ls, ipaddrPort(tcpLocalAddr(ls))];
 }
 
+/** A WS_NOHTTP server handle on a fresh listener, and a raw peer that speaks frames to it. */
+async function rawPeerPair(): Promise<{ ls: TcpListener; ws: WsHandle; peer: RawPeer }> {
+  const [ls, port] = await listener();
+  const peerP = rawConnect(port);
+  const t = await tcpAccept(ls, T());
+  const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
+  return { ls, ws, peer: await peerP };
+}
+
 describe("libdill's tests/ws.c scenario", () => {
   it("exchanges text and binary, closes with a status, detaches to raw bytes", async () => {
     const [a, b] = await ipcPair();
@@ -227,11 +236,7 @@ describe("messages", () => {
 
 describe("deadlines and cancellation", () => {
   it("a wsRecv that times out half-way through a message loses nothing", async () => {
-    const [ls, port] = await listener();
-    const peerP = rawConnect(port);
-    const t = await tcpAccept(ls, T());
-    const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
-    const peer = await peerP;
+    const { ls, ws, peer } = await rawPeerPair();
     const payload = Buffer.alloc(5000, 9);
     const frame = rawFrame(2, payload, { mask: true });
     peer.write(frame.subarray(0, 2000));
@@ -244,11 +249,7 @@ describe("deadlines and cancellation", () => {
   });
 
   it("frame headers that arrive split across reads, at every byte, parse the same", async () => {
-    const [ls, port] = await listener();
-    const peerP = rawConnect(port);
-    const t = await tcpAccept(ls, T());
-    const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
-    const peer = await peerP;
+    const { ls, ws, peer } = await rawPeerPair();
     // 7-bit, 16-bit and 64-bit lengths: masked headers of 6, 8 and 14 bytes.
     for (const size of [5, 300, 70000]) {
       const payload = Buffer.alloc(size);
@@ -290,11 +291,7 @@ describe("deadlines and cancellation", () => {
   });
 
   it("wsSend to a peer that never reads times out without a partial frame", async () => {
-    const [ls, port] = await listener();
-    const peerP = rawConnect(port);
-    const t = await tcpAccept(ls, T());
-    const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
-    const peer = await peerP;
+    const { ls, ws, peer } = await rawPeerPair();
     peer.sock.pause();
     const chunk = Buffer.alloc(1 << 20, 1);
     let sent = 0;
@@ -363,11 +360,7 @@ describe("closing", () => {
   });
 
   it("an end without a close frame is ECONNRESET with status 1006", async () => {
-    const [ls, port] = await listener();
-    const peerP = rawConnect(port);
-    const t = await tcpAccept(ls, T());
-    const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
-    const peer = await peerP;
+    const { ls, ws, peer } = await rawPeerPair();
     peer.sock.end();
     expect(await code(wsRecv(ws, T()))).toBe("ECONNRESET");
     expect(wsStatus(ws)).toEqual({ status: 1006, reason: "" });
@@ -376,11 +369,7 @@ describe("closing", () => {
   });
 
   it("wsDetach discards messages until the peer's close and keeps bytes after it", async () => {
-    const [ls, port] = await listener();
-    const peerP = rawConnect(port);
-    const t = await tcpAccept(ls, T());
-    const { ws } = await wsAttachServer(t, WS_BINARY | WS_NOHTTP, T());
-    const peer = await peerP;
+    const { ls, ws, peer } = await rawPeerPair();
     peer.write(Buffer.concat([rawFrame(2, "drop me", { mask: true }), rawFrame(8, Buffer.from([0x03, 0xe8]), { mask: true }), Buffer.from("RAW!")]));
     const raw = await wsDetach(ws, 1000, "bye", T());
     expect(Buffer.from(await brecv(raw, 4, T())).toString()).toBe("RAW!");
