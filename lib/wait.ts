@@ -80,8 +80,6 @@ export abstract class Wait<T> {
   readonly syscall: string;
   private res: ((v: T) => void) | null = null;
   private rej: ((e: unknown) => void) | null = null;
-  /** The signal execute listens to. */
-  private sig: AbortSignal | null = null;
   private link: Linked | null = null;
   constructor(syscall: string) { this.syscall = syscall; }
   /** Queues the wait; it may settle at once. */
@@ -107,18 +105,17 @@ export abstract class Wait<T> {
     this.link?.release();
   }
   /** @internal Called by wait() through the shared executors below. */
-  begin(res: (v: T) => void, rej: (e: unknown) => void, sig: AbortSignal | null, link: Linked | null): void {
+  begin(res: (v: T) => void, rej: (e: unknown) => void, link: Linked | null): void {
     this.res = res;
     this.rej = rej;
-    this.sig = sig;
     this.link = link;
     this.start();
   }
-  /** @internal The signal fired: unqueue, and fail with the call's error. */
-  cancel(): void {
+  /** @internal The signal fired with `reason`: unqueue, and fail with the call's error. */
+  cancel(reason: unknown): void {
     if (this.res === null) return;
     this.stop();
-    this.fail(abortError(this.sig!.reason, this.syscall));
+    this.fail(abortError(reason, this.syscall));
   }
 }
 
@@ -126,24 +123,22 @@ export abstract class Wait<T> {
 // executor synchronously, so one shared executor picks it up here instead
 // of a closure per call.
 let starting: Wait<unknown> | null = null;
-let startSig: AbortSignal | null = null;
 let startLink: Linked | null = null;
 
 function plainExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
   const w = starting!;
   starting = null;
-  w.begin(res, rej, null, null);
+  w.begin(res, rej, null);
 }
 
-function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): () => void {
+function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): (reason: unknown) => void {
   const w = starting!;
-  const sig = startSig;
   const link = startLink;
   starting = null;
-  startSig = null;
   startLink = null;
-  w.begin(res, rej, sig, link);
-  return () => { w.cancel(); };
+  w.begin(res, rej, link);
+  // execute passes the signal's abort reason to the cleanup.
+  return (reason: unknown) => { w.cancel(reason); };
 }
 
 /**
@@ -181,14 +176,12 @@ export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): 
     if (user === undefined || co === undefined) {
       // The cleanup settles the call with its own error first; execute's
       // rejection with the bare abort reason then comes too late to count.
-      startSig = (user ?? co)!;
-      return execute<T>(startSig, signalExecutor as Executor<T>);
+      return execute<T>((user ?? co)!, signalExecutor as Executor<T>);
     }
   }
   const link = new Linked(syscall, timed ? dl : -1, user, co);
-  startSig = link.link.signal;
   startLink = link;
-  return execute<T>(startSig, signalExecutor as Executor<T>);
+  return execute<T>(link.link.signal, signalExecutor as Executor<T>);
 }
 
 /** A wait given as an executor: it queues, and returns how to unqueue. */
