@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { DillError } from "./errors";
 import { lookup, register, type BundleHandle, type CoHandle, type HandleObject } from "./handles";
+import { Fifo } from "./fifo";
 import { block, coScope, type CallOptions } from "./wait";
 
 export type CoroutineFn = (signal: AbortSignal) => Promise<unknown>;
@@ -80,7 +81,7 @@ interface IdleWaiter { resolve: () => void; reject: (e: unknown) => void }
 class Bundle implements HandleObject {
   readonly kind = "bundle";
   running = 0;
-  readonly idle: IdleWaiter[] = [];
+  readonly idle = new Fifo<IdleWaiter>();
   /**
    * Every group stays until the bundle closes (work a finished coroutine
    * left behind still runs under its signal); groups with room are reused,
@@ -90,7 +91,7 @@ class Bundle implements HandleObject {
   /** The groups with room (running < GROUP): exactly these are listed here. */
   private readonly roomy: Group[] = [];
   destroy(): void {
-    for (const w of this.idle.splice(0)) w.reject(new DillError("ECANCELED", "bundleWait", "the bundle was closed"));
+    for (const w of this.idle.drain()) w.reject(new DillError("ECANCELED", "bundleWait", "the bundle was closed"));
     for (const g of this.groups) g.ctrl.abort();
   }
   /** The group a new coroutine joins. */
@@ -108,7 +109,7 @@ class Bundle implements HandleObject {
   /** A coroutine of group g has finished. */
   left(g: Group): void {
     if (g.running-- === GROUP) this.roomy.push(g);
-    if (--this.running === 0) for (const w of this.idle.splice(0)) w.resolve();
+    if (--this.running === 0) for (const w of this.idle.drain()) w.resolve();
   }
 }
 const isBundle = (o: HandleObject): o is Bundle => o instanceof Bundle;
@@ -135,6 +136,6 @@ export function bundleWait(b: BundleHandle, dl: number, opts?: CallOptions): Pro
   return block<void>("bundleWait", dl, opts, (resolve, reject) => {
     const w: IdleWaiter = { resolve, reject };
     bd.idle.push(w);
-    return () => { const i = bd.idle.indexOf(w); if (i >= 0) bd.idle.splice(i, 1); };
+    return () => { bd.idle.remove(w); };
   });
 }

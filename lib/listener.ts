@@ -3,6 +3,7 @@ import { DillError, fromNodeError } from "./errors";
 import type { HandleObject } from "./handles";
 import { ByteStream } from "./stream";
 import { block, checkCancelled, type CallOptions } from "./wait";
+import { Fifo } from "./fifo";
 
 /**
  * A listening socket whose connections wait, paused, in an accept queue until
@@ -12,7 +13,7 @@ export class Listener implements HandleObject {
   readonly kind: "tcp-listener" | "ipc-listener";
   readonly server: Server;
   private readonly queue: Socket[] = [];
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new Fifo<() => void>();
   failure: DillError | null = null;
   destroyed = false;
   /** Unix socket path to remove on close. */
@@ -39,12 +40,12 @@ export class Listener implements HandleObject {
   private readonly onError = (e: Error): void => {
     // After listen() succeeded, errors are accept failures (EMFILE, ENOBUFS...):
     // transient, so they fail the accept calls waiting now, not the listener.
-    if (this.waiters.length === 0) return;
+    if (this.waiters.empty) return;
     this.failure = fromNodeError(e, "accept");
     this.wake();
   };
   private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
+    for (const w of this.waiters.drain()) w();
   }
 
   /** Binds and listens; rejects with the mapped bind error. */
@@ -75,7 +76,7 @@ export class Listener implements HandleObject {
       await block<undefined>(syscall, dl, opts, (resolve) => {
         const w = (): void => resolve(undefined);
         this.waiters.push(w);
-        return () => { const i = this.waiters.indexOf(w); if (i >= 0) this.waiters.splice(i, 1); };
+        return () => { this.waiters.remove(w); };
       });
     }
   }

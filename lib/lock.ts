@@ -1,3 +1,4 @@
+import { Fifo } from "./fifo";
 import { block, type CallOptions } from "./wait";
 
 interface Waiter { resolve: (v: undefined) => void; reject: (e: unknown) => void; syscall: string }
@@ -8,7 +9,7 @@ interface Waiter { resolve: (v: undefined) => void; reject: (e: unknown) => void
  */
 export class Lock {
   held = false;
-  private q: Waiter[] | null = null; // made on first contention: most locks never wait
+  private q: Fifo<Waiter> | null = null; // made on first contention: most locks never wait
 
   tryAcquire(): boolean {
     if (this.held) return false;
@@ -19,9 +20,9 @@ export class Lock {
   acquire(syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
     return block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const w: Waiter = { resolve, reject, syscall };
-      const q = this.q ??= [];
+      const q = this.q ??= new Fifo();
       q.push(w);
-      return () => { const i = q.indexOf(w); if (i >= 0) q.splice(i, 1); };
+      return () => { q.remove(w); };
     });
   }
 
@@ -34,6 +35,6 @@ export class Lock {
 
   /** Fails every waiter (the handle is going away). */
   failAll(e: (syscall: string) => unknown): void {
-    if (this.q !== null) for (const w of this.q.splice(0)) w.reject(e(w.syscall));
+    if (this.q !== null) for (const w of this.q.drain()) w.reject(e(w.syscall));
   }
 }

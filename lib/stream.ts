@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import { DillError, fromNodeError } from "./errors";
 import type { HandleObject } from "./handles";
+import { Fifo } from "./fifo";
 import { Lock } from "./lock";
 import { block, checkCancelled, type CallOptions } from "./wait";
 
@@ -72,7 +73,7 @@ export class ByteStream implements HandleObject {
    */
   onReadable: Readable | null = null;
   private drain: DrainWaiter | null = null;
-  private finishWaiters: Array<() => void> | null = null; // made on first use
+  private finishWaiters: Fifo<() => void> | null = null; // made on first use
 
   constructor(kind: "tcp" | "ipc", sock: Socket) {
     this.kind = kind;
@@ -127,9 +128,7 @@ export class ByteStream implements HandleObject {
   handleFinish(): void { this.runFinishWaiters(); }
 
   private runFinishWaiters(): void {
-    const all = this.finishWaiters;
-    this.finishWaiters = null;
-    if (all !== null) for (const f of all) f();
+    if (this.finishWaiters !== null) for (const f of this.finishWaiters.drain()) f();
   }
 
   private wakeReader(): void {
@@ -386,8 +385,9 @@ export class ByteStream implements HandleObject {
         }
         else resolve(undefined);
       };
-      (this.finishWaiters ??= []).push(f);
-      return () => { const i = this.finishWaiters?.indexOf(f) ?? -1; if (i >= 0) this.finishWaiters!.splice(i, 1); };
+      const q = this.finishWaiters ??= new Fifo();
+      q.push(f);
+      return () => { q.remove(f); };
     });
   }
 
