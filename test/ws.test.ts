@@ -273,6 +273,37 @@ describe("deadlines and cancellation", () => {
     peer.destroy(); hclose(ws); hclose(ls);
   });
 
+  it("a masked binary frame that arrives in many reads, at odd offsets, is unmasked intact", async () => {
+    const { ls, ws, peer } = await rawPeerPair();
+    // Split points at odd offsets (the mask's phase changes from piece to piece),
+    // pieces below and above the SIMD threshold, and one frame in 100 small
+    // reads (more parts than are kept before merging).
+    const cases: Array<{ size: number; cuts: number[] }> = [
+      { size: 70001, cuts: [3, 1, 257, 5001, 2, 30000] },
+      { size: 1000, cuts: Array.from({ length: 99 }, () => 7) },
+      { size: 300, cuts: [1, 1, 1] },
+    ];
+    for (const { size, cuts } of cases) {
+      const payload = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) payload[i] = (i * 31 + (i >> 8)) & 0xff;
+      const frame = rawFrame(2, payload, { mask: true });
+      const hl = frame.length - size;
+      const got = wsRecv(ws, T());
+      peer.write(frame.subarray(0, hl));
+      let at = hl;
+      // A pause between writes so that most pieces are reads of their own.
+      for (const n of cuts) { peer.write(frame.subarray(at, at + n)); at += n; await msleep(now() + 2); }
+      peer.write(frame.subarray(at));
+      expect(Buffer.compare((await got).data, payload)).toBe(0);
+    }
+    // A text frame split the same way is still checked as it arrives.
+    const text = rawFrame(1, Buffer.from("héllo wörld"), { mask: true });
+    const got = wsRecv(ws, T());
+    peer.write(text.subarray(0, 9)); await msleep(now() + 2); peer.write(text.subarray(9));
+    expect((await got).text).toBe("héllo wörld");
+    peer.destroy(); hclose(ws); hclose(ls);
+  });
+
   it("a signal or a closed coroutine cancels wsRecv with ECANCELED, and the connection stays usable", async () => {
     const [c, s] = await nohttpPair(WS_TEXT);
     const ac = new AbortController();

@@ -8,10 +8,10 @@ import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
 import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
 import {
   decodeHeader, encodeHeader, encodedHeaderLength, isControl, newHeader,
-  MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+  MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 } from "./frame";
 import { POOLED_MIN, release, take } from "./bufpool";
-import { applyMask, copyMasked, drawMask, maskWithKey } from "./mask";
+import { applyMask, copyMasked, copyUnmasked, drawMask, maskWithKey } from "./mask";
 import { Utf8Validator } from "./utf8";
 import { Fifo } from "../fifo";
 
@@ -135,6 +135,12 @@ export class WsConn implements HandleObject, Readable {
   /** The buffer small fragments are merged into (part is a view of it then). */
   private acc: Buffer | null = null;
   private partsLen = 0;
+  /**
+   * The parts are still masked (with key, from payload offset 0): a masked
+   * one-frame binary message is unmasked while its parts are joined, one pass
+   * over its bytes where unmasking each part in place and then joining takes two.
+   */
+  private masked = false;
   private utf8: Utf8Validator | null = null; // made for the first text message
 
   /** Messages parsed ahead while only a ping waited (made on first use). */
@@ -215,6 +221,7 @@ export class WsConn implements HandleObject, Readable {
         s.skip(hl);
         this.inFrame = true;
         this.frameGot = 0;
+        this.masked = h.masked && h.fin && op === OP_BINARY && !this.discarding;
       }
       // Payload of a data frame, taken as it arrives (text checked on the fly).
       while (this.frameGot < h.length) {
@@ -222,7 +229,7 @@ export class WsConn implements HandleObject, Readable {
         if (first === 0) return null;
         const k = Math.min(first, h.length - this.frameGot);
         const chunk = s.take(k);
-        if (h.masked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
+        if (h.masked && !this.masked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
         if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
@@ -232,7 +239,10 @@ export class WsConn implements HandleObject, Readable {
             // Views pin whole socket chunks: many small fragments are merged so a
             // message costs about its size, not one 64 KiB chunk per fragment.
             (this.parts ??= []).push(chunk);
-            if (this.parts.length >= MAX_PARTS) this.mergeParts(k);
+            if (this.parts.length >= MAX_PARTS) {
+              if (this.masked) this.unmaskParts();
+              this.mergeParts(k);
+            }
           }
         }
         this.partsLen += k;
@@ -244,7 +254,9 @@ export class WsConn implements HandleObject, Readable {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
       const parts = this.parts;
-      const data = parts === null ? this.part ?? EMPTY : Buffer.concat([this.part!, ...parts], this.partsLen);
+      let data: Buffer;
+      if (this.masked) data = this.joinUnmasked();
+      else data = parts === null ? this.part ?? EMPTY : Buffer.concat([this.part!, ...parts], this.partsLen);
       const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, data);
       this.part = null;
       this.parts = null;
@@ -254,6 +266,28 @@ export class WsConn implements HandleObject, Readable {
       if (this.discarding) continue;
       return m;
     }
+  }
+
+  /** The still-masked parts of a one-frame message, unmasked into one buffer. */
+  private joinUnmasked(): Buffer {
+    this.masked = false;
+    const first = this.part;
+    if (first === null) return EMPTY;
+    const parts = this.parts;
+    if (parts === null) { maskWithKey(first, 0, first.length, this.key, 0); return first; }
+    const out = Buffer.allocUnsafe(this.partsLen);
+    copyUnmasked(first, out, 0, this.key, 0);
+    let p = first.length;
+    for (const c of parts) { copyUnmasked(c, out, p, this.key, p); p += c.length; }
+    return out;
+  }
+
+  /** Unmasks the parts in place (before they are merged: a frame of many small reads). */
+  private unmaskParts(): void {
+    this.masked = false;
+    let p = this.part!.length;
+    maskWithKey(this.part!, 0, p, this.key, 0);
+    for (const c of this.parts!) { maskWithKey(c, 0, c.length, this.key, p); p += c.length; }
   }
 
   /** Copies the parts so far into one growing buffer (doubling: linear total cost). */
@@ -574,6 +608,7 @@ export class WsConn implements HandleObject, Readable {
     this.part = null;
     this.parts = null;
     this.acc = null;
+    this.masked = false;
     // Discard what is already buffered before waiting.
     while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }
     if (this.peerClose !== null) return;

@@ -109,3 +109,14 @@ export function copyMasked(src: Uint8Array, dst: Uint8Array, off: number, key: U
   dst.set(src, off);
   xorJs(dst, off, off + src.length, k, 0);
 }
+
+/**
+ * Copies src into dst at off, XORed with `key` (maskWithKey's key number)
+ * from payload offset `phase`: unmasking while assembling a message, in one
+ * pass instead of unmasking in place and then copying.
+ */
+export function copyUnmasked(src: Uint8Array, dst: Uint8Array, off: number, key: number, phase: number): void {
+  if (simd !== null && src.length >= SIMD_MIN) { xorSimd(src, dst, off, rotated(key, phase)); return; }
+  dst.set(src, off);
+  xorJs(dst, off, off + src.length, key, phase);
+}
