@@ -11,8 +11,15 @@
 //     (func (export "mask") (param $len i32) (param $key i32)
 //       (local $i i32) (local $end i32) (local $k v128)
 //       (local.set $k (i32x4.splat (local.get $key)))
+//       (local.set $end (i32.and (local.get $len) (i32.const -64)))
+//       (block (loop                                ;; 64 bytes at a time: a quarter of the loop's own work
+//         (br_if 1 (i32.ge_u (local.get $i) (local.get $end)))
+//         (v128.store offset=0 (local.get $i) (v128.xor (v128.load offset=0 (local.get $i)) (local.get $k)))
+//         ... the same at offsets 16, 32 and 48
+//         (local.set $i (i32.add (local.get $i) (i32.const 64)))
+//         (br 0)))
 //       (local.set $end (i32.and (local.get $len) (i32.const -16)))
-//       (block (loop                                ;; 16 bytes at a time
+//       (block (loop                                ;; then 16 bytes at a time
 //         (br_if 1 (i32.ge_u (local.get $i) (local.get $end)))
 //         (v128.store (local.get $i) (v128.xor (v128.load (local.get $i)) (local.get $k)))
 //         (local.set $i (i32.add (local.get $i) (i32.const 16)))
@@ -29,6 +36,15 @@
 const BODY = [
   0x02, 0x02, 0x7f, 0x01, 0x7b, //                  locals: 2 x i32 ($i $end), 1 x v128 ($k)
   0x20, 0x01, 0xfd, 0x11, 0x21, 0x04, //            $k = i32x4.splat($key)
+  0x20, 0x00, 0x41, 0x40, 0x71, 0x21, 0x03, //      $end = $len & -64
+  0x02, 0x40, 0x03, 0x40, //                        block loop
+  0x20, 0x02, 0x20, 0x03, 0x4f, 0x0d, 0x01, //        br_if 1 ($i >= $end)
+  ...[0x00, 0x10, 0x20, 0x30].flatMap((off) => [ // for offset 0, 16, 32, 48:
+    0x20, 0x02, 0x20, 0x02, 0xfd, 0x00, 0x00, off, // $i, v128.load offset
+    0x20, 0x04, 0xfd, 0x51, 0xfd, 0x0b, 0x00, off, // xor $k, v128.store offset
+  ]),
+  0x20, 0x02, 0x41, 0xc0, 0x00, 0x6a, 0x21, 0x02, //  $i += 64
+  0x0c, 0x00, 0x0b, 0x0b, //                          br 0, end, end
   0x20, 0x00, 0x41, 0x70, 0x71, 0x21, 0x03, //      $end = $len & -16
   0x02, 0x40, 0x03, 0x40, //                        block loop
   0x20, 0x02, 0x20, 0x03, 0x4f, 0x0d, 0x01, //        br_if 1 ($i >= $end)
@@ -46,8 +62,9 @@ const BODY = [
   0x0b, //                                          end of function
 ];
 
-// Every section here is shorter than 128 bytes, so each size is one LEB128 byte.
-const section = (id: number, bytes: readonly number[]): number[] => [id, bytes.length, ...bytes];
+/** n as unsigned LEB128 (section and body sizes). */
+const uleb = (n: number): number[] => (n < 0x80 ? [n] : [(n & 0x7f) | 0x80, ...uleb(n >>> 7)]);
+const section = (id: number, bytes: readonly number[]): number[] => [id, ...uleb(bytes.length), ...bytes];
 
 const MODULE = Uint8Array.from([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, //                 "\0asm", version 1
@@ -56,7 +73,7 @@ const MODULE = Uint8Array.from([
   ...section(5, [0x01, 0x00, 0x02]), //                                one memory, 2 pages
   ...section(7, [0x02, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, //          export "mem" = memory 0
     0x04, 0x6d, 0x61, 0x73, 0x6b, 0x00, 0x00]), //                     export "mask" = func 0
-  ...section(10, [0x01, BODY.length, ...BODY]), //                     code
+  ...section(10, [0x01, ...uleb(BODY.length), ...BODY]), //                     code
 ]);
 
 /** Bytes the kernel masks per call (its whole memory). */
