@@ -140,7 +140,7 @@ export class WsConn implements HandleObject, Readable {
    * one-frame binary message is unmasked while its parts are joined, one pass
    * over its bytes where unmasking each part in place and then joining takes two.
    */
-  private masked = false;
+  private partsMasked = false;
   private utf8: Utf8Validator | null = null; // made for the first text message
 
   /** Messages parsed ahead while only a ping waited (made on first use). */
@@ -221,7 +221,7 @@ export class WsConn implements HandleObject, Readable {
         s.skip(hl);
         this.inFrame = true;
         this.frameGot = 0;
-        this.masked = h.masked && h.fin && op === OP_BINARY && !this.discarding;
+        this.partsMasked = h.masked && h.fin && op === OP_BINARY && !this.discarding;
       }
       // Payload of a data frame, taken as it arrives (text checked on the fly).
       while (this.frameGot < h.length) {
@@ -229,7 +229,7 @@ export class WsConn implements HandleObject, Readable {
         if (first === 0) return null;
         const k = Math.min(first, h.length - this.frameGot);
         const chunk = s.take(k);
-        if (h.masked && !this.masked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
+        if (h.masked && !this.partsMasked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
         if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
@@ -240,7 +240,7 @@ export class WsConn implements HandleObject, Readable {
             // message costs about its size, not one 64 KiB chunk per fragment.
             (this.parts ??= []).push(chunk);
             if (this.parts.length >= MAX_PARTS) {
-              if (this.masked) this.unmaskParts();
+              if (this.partsMasked) this.unmaskParts();
               this.mergeParts(k);
             }
           }
@@ -255,7 +255,7 @@ export class WsConn implements HandleObject, Readable {
       }
       const parts = this.parts;
       let data: Buffer;
-      if (this.masked) data = this.joinUnmasked();
+      if (this.partsMasked) data = this.joinUnmasked();
       else data = parts === null ? this.part ?? EMPTY : Buffer.concat([this.part!, ...parts], this.partsLen);
       const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, data);
       this.part = null;
@@ -270,7 +270,7 @@ export class WsConn implements HandleObject, Readable {
 
   /** The still-masked parts of a one-frame message, unmasked into one buffer. */
   private joinUnmasked(): Buffer {
-    this.masked = false;
+    this.partsMasked = false;
     const first = this.part;
     if (first === null) return EMPTY;
     const parts = this.parts;
@@ -284,7 +284,7 @@ export class WsConn implements HandleObject, Readable {
 
   /** Unmasks the parts in place (before they are merged: a frame of many small reads). */
   private unmaskParts(): void {
-    this.masked = false;
+    this.partsMasked = false;
     let p = this.part!.length;
     maskWithKey(this.part!, 0, p, this.key, 0);
     for (const c of this.parts!) { maskWithKey(c, 0, c.length, this.key, p); p += c.length; }
@@ -608,7 +608,7 @@ export class WsConn implements HandleObject, Readable {
     this.part = null;
     this.parts = null;
     this.acc = null;
-    this.masked = false;
+    this.partsMasked = false;
     // Discard what is already buffered before waiting.
     while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }
     if (this.peerClose !== null) return;

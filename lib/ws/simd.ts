@@ -1,8 +1,8 @@
 // A WebAssembly SIMD kernel that XORs a buffer with a 4-byte key, 16 bytes
 // per instruction. WebAssembly cannot read JavaScript memory, so callers copy
 // a block into its memory, mask it there and copy it out: two native copies
-// and a SIMD pass still run about 3x faster than a JavaScript word loop on
-// blocks of 1 KiB and up.
+// and a SIMD pass still beat a JavaScript word loop from 512 bytes on, by
+// about 1.5x at 1 KiB, 3x at 4 KiB and 6x from 16 KiB up.
 //
 // The module, hand-assembled (no build step, no native addon):
 //
@@ -73,7 +73,7 @@ const MODULE = Uint8Array.from([
   ...section(5, [0x01, 0x00, 0x02]), //                                one memory, 2 pages
   ...section(7, [0x02, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, //          export "mem" = memory 0
     0x04, 0x6d, 0x61, 0x73, 0x6b, 0x00, 0x00]), //                     export "mask" = func 0
-  ...section(10, [0x01, ...uleb(BODY.length), ...BODY]), //                     code
+  ...section(10, [0x01, ...uleb(BODY.length), ...BODY]), //            code
 ]);
 
 /** Bytes the kernel masks per call (its whole memory). */

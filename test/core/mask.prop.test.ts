@@ -29,7 +29,7 @@ const key4 = fc.uint8Array({ minLength: 4, maxLength: 4 });
 // Lengths around the word size and the alignment head/tail, plus longer ones.
 const content = fc.oneof(
   fc.uint8Array({ maxLength: 16 }),
-  fc.uint8Array({ maxLength: 300 }),
+  fc.uint8Array({ maxLength: 700 }), // spans SIMD_MIN (512)
   fc.tuple(fc.integer({ min: 1000, max: 5000 }), fc.nat()).map(([n, seed]) => pseudoRandom(n, seed)),
 );
 const phaseArb = fc.oneof(fc.integer({ min: 0, max: 7 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
