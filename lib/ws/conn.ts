@@ -11,7 +11,7 @@ import {
   MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
 } from "./frame";
 import { POOLED_MIN, release, take } from "./bufpool";
-import { applyMask, copyMasked, copyUnmasked, drawMask, maskWithKey } from "./mask";
+import { applyMask, copyMasked, copyWithKey, drawMask, maskWithKey } from "./mask";
 import { Utf8Validator } from "./utf8";
 import { Fifo } from "../fifo";
 
@@ -276,9 +276,9 @@ export class WsConn implements HandleObject, Readable {
     const parts = this.parts;
     if (parts === null) { maskWithKey(first, 0, first.length, this.key, 0); return first; }
     const out = Buffer.allocUnsafe(this.partsLen);
-    copyUnmasked(first, out, 0, this.key, 0);
+    copyWithKey(first, out, 0, this.key, 0);
     let p = first.length;
-    for (const c of parts) { copyUnmasked(c, out, p, this.key, p); p += c.length; }
+    for (const c of parts) { copyWithKey(c, out, p, this.key, p); p += c.length; }
     return out;
   }
 

@@ -103,23 +103,17 @@ export function applyMask(data: Uint8Array, start: number, end: number,
 }
 
 /**
- * Copies src into dst at off, masked with the key at key[koff..] from phase 0
- * (the send path: one pass instead of a copy and then a mask).
- */
-export function copyMasked(src: Uint8Array, dst: Uint8Array, off: number, key: Uint8Array, koff: number): void {
-  const k = keyWord(key, koff);
-  if (simd !== null && src.length >= SIMD_MIN) { xorSimd(src, dst, off, k); return; }
-  dst.set(src, off);
-  xorJs(dst, off, off + src.length, k, 0);
-}
-
-/**
  * Copies src into dst at off, XORed with `key` (maskWithKey's key number)
- * from payload offset `phase`: unmasking while assembling a message, in one
- * pass instead of unmasking in place and then copying.
+ * from payload offset `phase`, in one pass instead of a copy and then a mask:
+ * a server unmasks while joining a message's parts this way.
  */
-export function copyUnmasked(src: Uint8Array, dst: Uint8Array, off: number, key: number, phase: number): void {
+export function copyWithKey(src: Uint8Array, dst: Uint8Array, off: number, key: number, phase: number): void {
   if (simd !== null && src.length >= SIMD_MIN) { xorSimd(src, dst, off, rotated(key, phase)); return; }
   dst.set(src, off);
   xorJs(dst, off, off + src.length, key, phase);
+}
+
+/** Copies src into dst at off, masked with the key at key[koff..] from phase 0 (the client's send path). */
+export function copyMasked(src: Uint8Array, dst: Uint8Array, off: number, key: Uint8Array, koff: number): void {
+  copyWithKey(src, dst, off, keyWord(key, koff), 0);
 }

@@ -1,7 +1,7 @@
 // Property tests for masking (lib/ws/mask.ts): applyMask against a byte-by-byte reference.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { applyMask, copyMasked, copyUnmasked } from "../../lib/ws/mask";
+import { applyMask, copyMasked, copyWithKey } from "../../lib/ws/mask";
 import { pseudoRandom } from "../helpers/foundation";
 
 /** RFC 6455 5.3, one byte at a time: octet i of the payload is XORed with key[i MOD 4]. */
@@ -119,7 +119,7 @@ describe("applyMask properties", () => {
       }), { numRuns: RUNS });
   });
 
-  it("copyUnmasked equals a copy and then the reference mask from any phase, at any destination offset", () => {
+  it("copyWithKey equals a copy and then the reference mask from any phase, at any destination offset", () => {
     fc.assert(fc.property(content, key4, fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 9 }), phaseArb,
       (data, key, shift, off, phase) => {
         if (phase < 0) phase = -phase; // a payload offset
@@ -127,7 +127,7 @@ describe("applyMask properties", () => {
         const want = placed(dst.view, shift);
         want.view.set(data, off);
         refMask(want.view, off, off + data.length, key, 0, phase);
-        copyUnmasked(data, dst.view, off, Buffer.from(key).readInt32LE(0), phase);
+        copyWithKey(data, dst.view, off, Buffer.from(key).readInt32LE(0), phase);
         expectSame(dst.whole, want.whole);
       }), { numRuns: RUNS });
   });
