@@ -41,9 +41,15 @@ export class Fifo<T> {
     return x;
   }
 
-  /** Removes x if it is queued. */
+  /** Removes x if it is queued (no predicate closure: this runs on every cancelled wait). */
   remove(x: T): void {
-    this.take((y) => y === x);
+    if (this.head === x) { this.shift(); return; }
+    const r = this.rest;
+    if (r === null) return;
+    const i = r.indexOf(x);
+    if (i < 0) return;
+    r.splice(i, 1);
+    if (r.length === 0) this.rest = null;
   }
 
   /** Every item in order, leaving the queue empty. */
