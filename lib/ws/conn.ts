@@ -253,33 +253,39 @@ export class WsConn implements HandleObject, Readable {
       if (this.msgOp === OP_TEXT && !this.utf8!.complete) {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
-      const parts = this.parts;
-      let data: Buffer;
-      if (this.partsMasked) data = this.joinUnmasked();
-      else data = parts === null ? this.part ?? EMPTY : Buffer.concat([this.part!, ...parts], this.partsLen);
-      const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, data);
-      this.part = null;
-      this.parts = null;
+      const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this.joinParts());
+      this.dropParts();
       this.partsLen = 0;
-      this.acc = null;
       this.msgOp = 0;
       if (this.discarding) continue;
       return m;
     }
   }
 
-  /** The still-masked parts of a one-frame message, unmasked into one buffer. */
-  private joinUnmasked(): Buffer {
-    this.partsMasked = false;
+  /** The complete message's bytes: its parts joined (and unmasked, if they still are). */
+  private joinParts(): Buffer {
     const first = this.part;
     if (first === null) return EMPTY;
     const parts = this.parts;
+    if (!this.partsMasked) {
+      if (parts === null) return first;
+      parts.unshift(first);
+      return Buffer.concat(parts, this.partsLen);
+    }
     if (parts === null) { maskWithKey(first, 0, first.length, this.key, 0); return first; }
     const out = Buffer.allocUnsafe(this.partsLen);
     copyWithKey(first, out, 0, this.key, 0);
     let p = first.length;
     for (const c of parts) { copyWithKey(c, out, p, this.key, p); p += c.length; }
     return out;
+  }
+
+  /** Forgets the message's parts (its length and opcode are reset by the caller, if at all). */
+  private dropParts(): void {
+    this.part = null;
+    this.parts = null;
+    this.acc = null;
+    this.partsMasked = false;
   }
 
   /** Unmasks the parts in place (before they are merged: a frame of many small reads). */
@@ -605,10 +611,7 @@ export class WsConn implements HandleObject, Readable {
     this.discarding = true;
     this.inbox = null;
     this.inboxBytes = 0;
-    this.part = null;
-    this.parts = null;
-    this.acc = null;
-    this.partsMasked = false;
+    this.dropParts();
     // Discard what is already buffered before waiting.
     while (this.peerClose === null && this.stepOrFail(syscall) !== null) { /* dropped */ }
     if (this.peerClose !== null) return;
