@@ -437,7 +437,7 @@ export class ByteStream implements HandleObject {
     this.rl?.failAll(e);
     this.wl?.failAll(e);
     this.runFinishWaiters();
-    this.chunks.length = 0;
+    this.chunks = [];
     this.buffered = 0;
   }
 }
