@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { hasToken, headerValue, listItems, safeHeader, type Head } from "../http";
 import { drawRandom } from "./random";
@@ -24,15 +24,28 @@ export function makeRequestKey(): string {
   return keyBytes.toString("base64");
 }
 
-/** Whether a Sec-WebSocket-Key is the base64 form of exactly 16 bytes. */
+/**
+ * Whether a Sec-WebSocket-Key is the base64 form of exactly 16 bytes:
+ * 22 characters (132 bits, of which 128 are whole bytes) and "==" always
+ * decode to 16 bytes, so the pattern alone decides.
+ */
 export function validKey(key: string): boolean {
-  return /^[A-Za-z0-9+/]{22}==$/.test(key) && Buffer.from(key, "base64").length === 16;
+  return /^[A-Za-z0-9+/]{22}==$/.test(key);
+}
+
+// One-shot hashing (Node >= 20.12) takes about a third of a Hash object's
+// time (0.3 against 0.75-1.0 us here); older Node 20 releases lack it.
+const HAS_ONE_SHOT = typeof crypto.hash === "function";
+
+/** @internal SHA-1 of s in base64, one-shot where this Node has it. */
+export function sha1Base64(s: string, oneShot = HAS_ONE_SHOT): string {
+  return oneShot ? crypto.hash("sha1", s, "base64") : crypto.createHash("sha1").update(s).digest("base64");
 }
 
 /** Sec-WebSocket-Accept for a key; null for a malformed key. */
 export function acceptFor(key: string): string | null {
   if (!validKey(key)) return null;
-  return createHash("sha1").update(key + GUID).digest("base64");
+  return sha1Base64(key + GUID);
 }
 
 export interface ClientRequestOptions {

@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
-  HandshakeError, acceptFor, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest,
+  HandshakeError, acceptFor, sha1Base64, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest,
   checkResponse, makeRequestKey, selectProtocol, validKey,
 } from "../../lib/ws/handshake";
 import { findHeadEnd, parseHead, type Head } from "../../lib/http";
@@ -52,6 +52,14 @@ describe("keys", () => {
       const k = makeRequestKey();
       const expected = createHash("sha1").update(k + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
       expect(acceptFor(k)).toBe(expected);
+    }
+  });
+
+  it("SHA-1 is the same one-shot and through a Hash object (Node 20 releases before 20.12 take the latter)", () => {
+    for (const s of ["", "a", RFC_KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", "é".repeat(100)]) {
+      const expected = createHash("sha1").update(s).digest("base64");
+      expect(sha1Base64(s, true)).toBe(expected);
+      expect(sha1Base64(s, false)).toBe(expected);
     }
   });
 
