@@ -5,20 +5,40 @@ import { now } from "./time";
 // setTimeout's limit; longer deadlines are re-armed in steps.
 const MAX_TIMER = 0x7fffffff;
 
+/** Whatever a Link currently cancels: a waiting call. */
+export interface Cancellable { cancel(reason: unknown): void }
+
 /**
- * Deadlines of waiting calls. Each waiting call with a deadline gets an
- * AbortController that is aborted when the deadline passes; one Node timer,
- * armed for the earliest deadline, serves them all (a timer per call costs
- * more than the call). Controllers that were not aborted go back to a pool:
- * a fresh AbortSignal's first listener is expensive, a reused one's is not.
+ * A pooled AbortController with one listener of its own for its whole life,
+ * which passes an abort on to the call that uses the controller now. A wait
+ * thus costs no listener added and removed (EventTarget's are dear) and no
+ * fresh AbortSignal, whose first listener is dearer still.
  */
-export interface Entry { dl: number; ctrl: AbortController; live: boolean; syscall: string }
+export class Link {
+  readonly ctrl = new AbortController();
+  /** The call this controller's abort cancels; null while pooled. */
+  target: Cancellable | null = null;
+  constructor() { this.ctrl.signal.addEventListener("abort", this); }
+  handleEvent(): void {
+    const t = this.target;
+    this.target = null;
+    t?.cancel(this.ctrl.signal.reason);
+  }
+}
+
+/**
+ * Deadlines of waiting calls. Each waiting call with a deadline gets a Link
+ * whose controller is aborted when the deadline passes; one Node timer,
+ * armed for the earliest deadline, serves them all (a timer per call costs
+ * more than the call). Links that were not aborted go back to a pool.
+ */
+export interface Entry { dl: number; link: Link; live: boolean; syscall: string }
 
 const heap: Entry[] = [];
 let live = 0;
 let timer: NodeJS.Timeout | null = null;
 let timerAt = Infinity;
-const pool: AbortController[] = [];
+const pool: Link[] = [];
 const POOL_MAX = 64;
 
 function up(i: number): void {
@@ -61,7 +81,7 @@ function fire(): void {
   const t = now();
   while (heap.length > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
     const e = pop();
-    if (e.live) { e.live = false; live--; e.ctrl.abort(new DillError("ETIMEDOUT", e.syscall)); }
+    if (e.live) { e.live = false; live--; e.link.ctrl.abort(new DillError("ETIMEDOUT", e.syscall)); }
   }
   arm();
 }
@@ -83,19 +103,20 @@ function arm(): void {
   timer = setTimeout(fire, Math.min(Math.max(at - now(), 1), MAX_TIMER));
 }
 
-/** A controller for one wait (pooled); give it back with giveController. */
-export function takeController(): AbortController {
-  return pool.pop() ?? new AbortController();
+/** A link for one wait (pooled); give it back with giveLink. */
+export function takeLink(): Link {
+  return pool.pop() ?? new Link();
 }
 
-/** Returns a controller that is no longer listened to; an aborted one is dropped. */
-export function giveController(c: AbortController): void {
-  if (!c.signal.aborted && pool.length < POOL_MAX) pool.push(c);
+/** Returns a link whose wait is over; an aborted one is dropped. */
+export function giveLink(l: Link): void {
+  l.target = null;
+  if (!l.ctrl.signal.aborted && pool.length < POOL_MAX) pool.push(l);
 }
 
 export function addDeadline(dl: number, syscall: string): Entry {
-  const ctrl = takeController();
-  const e: Entry = { dl, ctrl, live: true, syscall };
+  const link = takeLink();
+  const e: Entry = { dl, link, live: true, syscall };
   heap.push(e);
   up(heap.length - 1);
   live++;
@@ -107,7 +128,7 @@ export function dropDeadline(e: Entry): void {
   if (e.live) {
     e.live = false;
     live--;
-    giveController(e.ctrl);
+    giveLink(e.link);
   }
   if (live === 0) arm();
   else if (heap.length > 2 * live + 1024) {

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { execute } from "abort-controller-x";
 import { DillError } from "./errors";
-import { addDeadline, dropDeadline, giveController, takeController, type Entry } from "./deadlines";
+import { addDeadline, dropDeadline, giveLink, takeLink, type Entry, type Link } from "./deadlines";
 import { now } from "./time";
 
 /** The trailing options object every blocking call accepts. */
@@ -47,25 +47,26 @@ class Relay {
   detach(): void { this.from.removeEventListener("abort", this); }
 }
 
-/** What one wait under several signals holds; released exactly once. */
+/** What one wait under a deadline or several signals holds; released exactly once. */
 class Linked {
   readonly entry: Entry | undefined;
-  readonly link: AbortController;
+  readonly link: Link;
   readonly r1: Relay | undefined;
   readonly r2: Relay | undefined;
   private done = false;
   constructor(syscall: string, dl: number, user: AbortSignal | undefined, co: AbortSignal | undefined) {
     this.entry = dl > 0 ? addDeadline(dl, syscall) : undefined;
-    this.link = this.entry !== undefined ? this.entry.ctrl : takeController();
-    this.r1 = user !== undefined ? new Relay(user, this.link, syscall) : undefined;
-    this.r2 = co !== undefined ? new Relay(co, this.link, syscall) : undefined;
+    this.link = this.entry !== undefined ? this.entry.link : takeLink();
+    this.r1 = user !== undefined ? new Relay(user, this.link.ctrl, syscall) : undefined;
+    this.r2 = co !== undefined ? new Relay(co, this.link.ctrl, syscall) : undefined;
   }
   release(): void {
     if (this.done) return;
     this.done = true;
+    this.link.target = null;
     this.r1?.detach();
     this.r2?.detach();
-    if (this.entry !== undefined) dropDeadline(this.entry); else giveController(this.link);
+    if (this.entry !== undefined) dropDeadline(this.entry); else giveLink(this.link);
   }
 }
 
@@ -73,8 +74,9 @@ class Linked {
  * One waiting call as an object: the queue it waits in holds it, and it
  * settles through ok() and fail(). A subclass says how it queues (start)
  * and unqueues (stop); wait() adds the deadline and the cancellations. A
- * parked wait costs this object, execute's promise and one cleanup closure:
- * no executor or resolve/reject wrappers of ours.
+ * parked wait costs this object and its promise (plus, under a single
+ * signal, execute's cleanup closure): no executor or resolve/reject
+ * wrappers of ours.
  */
 export abstract class Wait<T> {
   readonly syscall: string;
@@ -133,12 +135,21 @@ function plainExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): vo
 
 function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): (reason: unknown) => void {
   const w = starting!;
-  const link = startLink;
   starting = null;
-  startLink = null;
-  w.begin(res, rej, link);
+  w.begin(res, rej, null);
   // execute passes the signal's abort reason to the cleanup.
   return (reason: unknown) => { w.cancel(reason); };
+}
+
+// A linked wait listens through its Link's own listener, which is set to the
+// wait before it starts (it may settle at once, which clears it again).
+function linkedExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
+  const w = starting!;
+  const link = startLink!;
+  starting = null;
+  startLink = null;
+  link.link.target = w;
+  w.begin(res, rej, link);
 }
 
 /**
@@ -147,13 +158,15 @@ function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): (
  * runs first, so the caller's state is as before the call. Only for calls
  * that really must wait: the fast paths never get here.
  *
- * Each wait listens to one AbortSignal through abort-controller-x's execute.
- * With one source of cancellation that is the source itself; with several
- * (a deadline, the caller's signal, the coroutine's) it is a pooled
- * controller that the deadline timer aborts and the others are relayed to,
- * its abort reason already the call's error. AbortSignal.any would do the
- * same, but on Node 20 every combined signal stays registered in its
- * long-lived sources for good (nodejs/node#55351).
+ * Each wait listens to one AbortSignal. With one source of cancellation
+ * (the caller's signal or the coroutine's) that is the source itself,
+ * through abort-controller-x's execute. With a deadline or several sources
+ * it is a pooled Link's controller, which the deadline timer aborts and the
+ * others are relayed to, its abort reason already the call's error; the
+ * Link's own lifelong listener cancels the wait, so no listener is added or
+ * removed per wait. AbortSignal.any would combine the sources too, but on
+ * Node 20 every combined signal stays registered in its long-lived sources
+ * for good (nodejs/node#55351).
  */
 export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): Promise<T> {
   const syscall = w.syscall;
@@ -181,7 +194,7 @@ export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): 
   }
   const link = new Linked(syscall, timed ? dl : -1, user, co);
   startLink = link;
-  return execute<T>(link.link.signal, signalExecutor as Executor<T>);
+  return new Promise<T>(linkedExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
 }
 
 /** A wait given as an executor: it queues, and returns how to unqueue. */
