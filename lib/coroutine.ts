@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { DillError } from "./errors";
 import { lookup, register, type BundleHandle, type CoHandle, type HandleObject } from "./handles";
 import { Fifo } from "./fifo";
-import { block, coScope, type CallOptions } from "./wait";
+import { block, coScope, Scope, type CallOptions } from "./wait";
 
 export type CoroutineFn = (signal: AbortSignal) => Promise<unknown>;
 
@@ -19,15 +19,19 @@ function report(e: unknown): void {
  * bundle's coroutines) run when it has finished: one reaction and no closure
  * per coroutine, so a parked coroutine holds as little as possible.
  */
-function start(fn: CoroutineFn, signal: AbortSignal, done?: () => void, failed: (e: unknown) => void = report): void {
-  coScope.run(signal, () => {
+function start(fn: CoroutineFn, scope: Scope, done?: () => void, failed: (e: unknown) => void = report): void {
+  coScope.run(scope, () => {
     let p: Promise<unknown>;
-    try { p = fn(signal); } catch (e) { p = Promise.reject(e); }
+    try { p = fn(scope.signal); } catch (e) { p = Promise.reject(e); }
     void Promise.resolve(p).then(done, failed);
   });
 }
 
-/** A cancellation source: every waiting call inside listens to it, so no listener cap. */
+/**
+ * A cancellation source. The coroutines that share it may each listen to it
+ * (it is their fn's argument), so no listener cap; dillws's own waits do not
+ * listen to it: they join its Scope.
+ */
 function source(): AbortController {
   const c = new AbortController();
   setMaxListeners(0, c.signal);
@@ -37,6 +41,7 @@ function source(): AbortController {
 class Coroutine implements HandleObject {
   readonly kind = "coroutine";
   readonly ctrl = source();
+  readonly scope = new Scope(this.ctrl.signal);
   destroy(): void { this.ctrl.abort(); }
 }
 
@@ -48,23 +53,26 @@ export function go(fn: CoroutineFn): CoHandle {
   if (typeof fn !== "function") throw new DillError("EINVAL", "go", "go needs a function");
   const co = new Coroutine();
   const h = register<CoHandle>(co);
-  start(fn, co.ctrl.signal);
+  start(fn, co.scope);
   return h;
 }
 
 /**
  * Coroutines of a bundle share a cancellation signal in groups of up to this
- * many. Every wait listens to its coroutine's signal, and Node's EventTarget
- * scans a signal's whole listener list on each add and remove: with one
- * signal for a bundle of 10,000 parked coroutines, each wait cost most of a
- * millisecond. A signal per coroutine would cost ~0.8 KB each; a group bounds
- * the scan and costs ~50 bytes per coroutine.
+ * many. dillws's waits join the group's Scope and add no listener, but code
+ * of the coroutine may listen to its signal (passing it to fetch, say), and
+ * Node's EventTarget scans a signal's whole listener list on each add and
+ * remove: with one signal for a bundle of 10,000 parked coroutines, each
+ * such listener would cost most of a millisecond. A signal per coroutine
+ * would cost ~0.8 KB each; a group bounds the scan and costs ~50 bytes per
+ * coroutine.
  */
 export const GROUP = 16;
 
 /** A signal shared by up to GROUP running coroutines of a bundle. */
 class Group {
   readonly ctrl = source();
+  readonly scope = new Scope(this.ctrl.signal);
   running = 0;
   /** Completion handlers, bound once per group (no closure per coroutine). */
   readonly finish: () => void;
@@ -124,7 +132,7 @@ export function bundleGo(b: BundleHandle, fn: CoroutineFn): void {
   const bd = lookup(b, "bundleGo", isBundle);
   if (typeof fn !== "function") throw new DillError("EINVAL", "bundleGo", "bundleGo needs a function");
   const g = bd.join();
-  start(fn, g.ctrl.signal, g.finish, g.fail);
+  start(fn, g.scope, g.finish, g.fail);
 }
 
 /** Waits until every coroutine of the bundle has finished. */

@@ -104,12 +104,12 @@ function arm(): void {
 }
 
 /** A link for one wait (pooled); give it back with giveLink. */
-export function takeLink(): Link {
+function takeLink(): Link {
   return pool.pop() ?? new Link();
 }
 
 /** Returns a link whose wait is over; an aborted one is dropped. */
-export function giveLink(l: Link): void {
+function giveLink(l: Link): void {
   l.target = null;
   if (!l.ctrl.signal.aborted && pool.length < POOL_MAX) pool.push(l);
 }

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { execute } from "abort-controller-x";
 import { DillError } from "./errors";
-import { addDeadline, dropDeadline, giveLink, takeLink, type Entry, type Link } from "./deadlines";
+import { addDeadline, dropDeadline, type Entry, type Link } from "./deadlines";
 import { now } from "./time";
 
 /** The trailing options object every blocking call accepts. */
@@ -10,12 +10,57 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** The cancellation signal of the coroutine (go/bundleGo) the caller runs in. */
-export const coScope = new AsyncLocalStorage<AbortSignal>();
+/**
+ * The cancellation of a coroutine (or of a bundle's group of coroutines):
+ * its signal, and the waits parked under it in a list of their own. One
+ * listener on the signal, for the scope's whole life, cancels them all, so
+ * a wait joins and leaves the scope without touching the signal: no
+ * EventTarget listener (added, scanned for, removed) and no closures per
+ * wait, which a parked coroutine would otherwise hold for as long as it
+ * waits.
+ */
+export class Scope {
+  readonly signal: AbortSignal;
+  private head: Wait<unknown> | null = null;
+  private tail: Wait<unknown> | null = null;
+  constructor(signal: AbortSignal) {
+    this.signal = signal;
+    signal.addEventListener("abort", this, { once: true });
+  }
+  /** @internal Appends w; it leaves by remove() when it settles. */
+  add(w: Wait<unknown>): void {
+    w.scope = this;
+    w.sPrev = this.tail;
+    if (this.tail === null) this.head = w; else this.tail.sNext = w;
+    this.tail = w;
+  }
+  /** @internal */
+  remove(w: Wait<unknown>): void {
+    const { sPrev, sNext } = w;
+    if (sPrev === null) this.head = sNext; else sPrev.sNext = sNext;
+    if (sNext === null) this.tail = sPrev; else sNext.sPrev = sPrev;
+    w.scope = w.sPrev = w.sNext = null;
+  }
+  /** The signal fired: every wait parked under it fails, in the order they began. */
+  handleEvent(): void {
+    const reason: unknown = this.signal.reason;
+    let w = this.head;
+    this.head = this.tail = null;
+    while (w !== null) {
+      const next = w.sNext;
+      w.scope = w.sPrev = w.sNext = null;
+      w.cancel(reason);
+      w = next;
+    }
+  }
+}
+
+/** The cancellation scope of the coroutine (go/bundleGo) the caller runs in. */
+export const coScope = new AsyncLocalStorage<Scope>();
 
 /** Fails at once when the caller is already cancelled; allocates nothing otherwise. */
 export function checkCancelled(syscall: string, opts: CallOptions | undefined): void {
-  if (opts?.signal?.aborted === true || coScope.getStore()?.aborted === true) {
+  if (opts?.signal?.aborted === true || coScope.getStore()?.signal.aborted === true) {
     throw new DillError("ECANCELED", syscall);
   }
 }
@@ -29,7 +74,7 @@ function abortError(reason: unknown, syscall: string): DillError {
 }
 
 /**
- * Passes an abort of a long-lived signal (the caller's, a coroutine's) on to
+ * Passes an abort of the caller's long-lived signal on to
  * the one signal a wait listens to, as the call's error. An object with
  * handleEvent: adding and removing it costs a third of a fresh closure's.
  */
@@ -47,26 +92,22 @@ class Relay {
   detach(): void { this.from.removeEventListener("abort", this); }
 }
 
-/** What one wait under a deadline or several signals holds; released exactly once. */
+/** What one wait under a deadline holds (and the caller's signal, relayed); released exactly once. */
 class Linked {
-  readonly entry: Entry | undefined;
-  readonly link: Link;
-  readonly r1: Relay | undefined;
-  readonly r2: Relay | undefined;
+  readonly entry: Entry;
+  readonly relay: Relay | undefined;
   private done = false;
-  constructor(syscall: string, dl: number, user: AbortSignal | undefined, co: AbortSignal | undefined) {
-    this.entry = dl > 0 ? addDeadline(dl, syscall) : undefined;
-    this.link = this.entry !== undefined ? this.entry.link : takeLink();
-    this.r1 = user !== undefined ? new Relay(user, this.link.ctrl, syscall) : undefined;
-    this.r2 = co !== undefined ? new Relay(co, this.link.ctrl, syscall) : undefined;
+  constructor(syscall: string, dl: number, user: AbortSignal | undefined) {
+    this.entry = addDeadline(dl, syscall);
+    this.relay = user !== undefined ? new Relay(user, this.entry.link.ctrl, syscall) : undefined;
   }
+  get link(): Link { return this.entry.link; }
   release(): void {
     if (this.done) return;
     this.done = true;
-    this.link.target = null;
-    this.r1?.detach();
-    this.r2?.detach();
-    if (this.entry !== undefined) dropDeadline(this.entry); else giveLink(this.link);
+    this.entry.link.target = null;
+    this.relay?.detach();
+    dropDeadline(this.entry);
   }
 }
 
@@ -74,12 +115,18 @@ class Linked {
  * One waiting call as an object: the queue it waits in holds it, and it
  * settles through ok() and fail(). A subclass says how it queues (start)
  * and unqueues (stop); wait() adds the deadline and the cancellations. A
- * parked wait costs this object and its promise (plus, under a single
- * signal, execute's cleanup closure): no executor or resolve/reject
+ * parked wait costs this object and its promise (plus, under the caller's
+ * own signal, execute's cleanup closure): no executor or resolve/reject
  * wrappers of ours.
  */
 export abstract class Wait<T> {
   readonly syscall: string;
+  /** @internal The coroutine scope this wait is parked under, and its neighbours there. */
+  scope: Scope | null = null;
+  /** @internal */
+  sPrev: Wait<unknown> | null = null;
+  /** @internal */
+  sNext: Wait<unknown> | null = null;
   private res: ((v: T) => void) | null = null;
   private rej: ((e: unknown) => void) | null = null;
   private link: Linked | null = null;
@@ -105,6 +152,7 @@ export abstract class Wait<T> {
     this.res = null;
     this.rej = null;
     this.link?.release();
+    if (this.scope !== null) this.scope.remove(this as Wait<unknown>);
   }
   /** @internal Called by wait() through the shared executors below. */
   begin(res: (v: T) => void, rej: (e: unknown) => void, link: Linked | null): void {
@@ -141,8 +189,8 @@ function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): (
   return (reason: unknown) => { w.cancel(reason); };
 }
 
-// A linked wait listens through its Link's own listener, which is set to the
-// wait before it starts (it may settle at once, which clears it again).
+// A wait under a deadline listens through its Link's own listener, which is
+// set to the wait before it starts (it may settle at once, which clears it).
 function linkedExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
   const w = starting!;
   const link = startLink!;
@@ -158,15 +206,16 @@ function linkedExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): v
  * runs first, so the caller's state is as before the call. Only for calls
  * that really must wait: the fast paths never get here.
  *
- * Each wait listens to one AbortSignal. With one source of cancellation
- * (the caller's signal or the coroutine's) that is the source itself,
- * through abort-controller-x's execute. With a deadline or several sources
- * it is a pooled Link's controller, which the deadline timer aborts and the
- * others are relayed to, its abort reason already the call's error; the
+ * A wait inside a coroutine joins the coroutine's Scope, whose one
+ * listener on the coroutine's signal cancels it. Besides, it listens to at
+ * most one AbortSignal. Without a deadline that is the caller's own signal,
+ * if any, through abort-controller-x's execute. With a deadline it is a
+ * pooled Link's controller, which the deadline timer aborts and the caller's
+ * signal is relayed to, its abort reason already the call's error; the
  * Link's own lifelong listener cancels the wait, so no listener is added or
- * removed per wait. AbortSignal.any would combine the sources too, but on
- * Node 20 every combined signal stays registered in its long-lived sources
- * for good (nodejs/node#55351).
+ * removed for the deadline. AbortSignal.any would combine the sources too,
+ * but on Node 20 every combined signal stays registered in its long-lived
+ * sources for good (nodejs/node#55351).
  */
 export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): Promise<T> {
   const syscall = w.syscall;
@@ -175,7 +224,7 @@ export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): 
   if (typeof dl !== "number" || Number.isNaN(dl)) {
     return Promise.reject(new DillError("EINVAL", syscall, "the deadline must be a number: absolute ms on the now() clock, -1 for none"));
   }
-  if (user?.aborted === true || co?.aborted === true) {
+  if (user?.aborted === true || co?.signal.aborted === true) {
     return Promise.reject(new DillError("ECANCELED", syscall));
   }
   if (dl === 0 || (dl > 0 && dl <= now())) {
@@ -183,16 +232,15 @@ export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): 
       dl === 0 ? "the operation would have to wait and the deadline is 0" : "the deadline has already passed"));
   }
   starting = w as Wait<unknown>;
-  const timed = dl > 0 && Number.isFinite(dl);
-  if (!timed) {
-    if (user === undefined && co === undefined) return new Promise<T>(plainExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
-    if (user === undefined || co === undefined) {
-      // The cleanup settles the call with its own error first; execute's
-      // rejection with the bare abort reason then comes too late to count.
-      return execute<T>((user ?? co)!, signalExecutor as Executor<T>);
-    }
+  // Joined before it starts: it may settle at once, which leaves again.
+  if (co !== undefined) co.add(w as Wait<unknown>);
+  if (!(dl > 0 && Number.isFinite(dl))) {
+    if (user === undefined) return new Promise<T>(plainExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
+    // The cleanup settles the call with its own error first; execute's
+    // rejection with the bare abort reason then comes too late to count.
+    return execute<T>(user, signalExecutor as Executor<T>);
   }
-  const link = new Linked(syscall, timed ? dl : -1, user, co);
+  const link = new Linked(syscall, dl, user);
   startLink = link;
   return new Promise<T>(linkedExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
 }
