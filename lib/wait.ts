@@ -49,11 +49,15 @@ export class Scope {
     while (w !== null) {
       const next = w.sNext;
       w.scope = w.sPrev = w.sNext = null;
-      w.cancel(reason);
+      // A failing unqueue must not leave the waits after it hanging; it is
+      // reported as an EventTarget listener's error would be.
+      try { w.cancel(reason); } catch (e) { process.nextTick(rethrow, e); }
       w = next;
     }
   }
 }
+
+function rethrow(e: unknown): never { throw e; }
 
 /** The cancellation scope of the coroutine (go/bundleGo) the caller runs in. */
 export const coScope = new AsyncLocalStorage<Scope>();
