@@ -24,12 +24,17 @@ const CLOSED = new DillError("ECONNRESET", "socket", "the connection was closed"
 /** A protocol layer that parses in place; see ByteStream.onReadable. */
 export interface Readable { readable(): void }
 
-/** Ends a tick's cork (a shared function: no closure per stream). */
-function uncork(st: ByteStream): void {
-  if (!st.corked) return;
-  st.corked = false;
-  st.sock.uncork();
+/** Ends a tick's writing, and its cork if any (a shared function: no closure per stream). */
+function endTick(st: ByteStream): void {
+  const corked = st.tick === TICK_CORKED;
+  st.tick = TICK_IDLE;
+  if (corked) st.sock.uncork();
 }
+
+// What this tick has written so far (ByteStream.tick).
+const TICK_IDLE = 0;
+const TICK_WROTE = 1;
+const TICK_CORKED = 2;
 
 interface ReadWaiter { need: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
 interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) => void }
@@ -320,16 +325,18 @@ export class ByteStream implements HandleObject {
   }
 
   /**
-   * Writes chunks as one unit. Writes made in the same tick are corked and
-   * leave together (one writev) when the tick ends: many small messages cost
-   * one syscall, not one each.
+   * Writes chunks as one unit. A tick's first write of one chunk leaves at
+   * once, so a lone reply waits for nothing; the writes after it in the same
+   * tick are corked and leave together (one writev) when the tick ends: many
+   * small messages cost two syscalls, not one each.
    */
   writeNow(data: Buffer | string | readonly Uint8Array[], written?: () => void): void {
     const sock = this.sock;
-    if (!this.corked) {
-      this.corked = true;
-      sock.cork();
-      process.nextTick(uncork, this);
+    const tick = this.tick;
+    if (tick !== TICK_CORKED) {
+      if (tick === TICK_IDLE) process.nextTick(endTick, this);
+      if (tick === TICK_IDLE && (typeof data === "string" || !Array.isArray(data))) this.tick = TICK_WROTE;
+      else { this.tick = TICK_CORKED; sock.cork(); }
     }
     if (typeof data === "string" || !Array.isArray(data)) {
       // `written` runs once the socket is done with the bytes (also on error).
@@ -344,8 +351,8 @@ export class ByteStream implements HandleObject {
     }
   }
 
-  /** @internal */
-  corked = false;
+  /** @internal TICK_IDLE, TICK_WROTE or TICK_CORKED. */
+  tick = TICK_IDLE;
 
   /** all-or-nothing write of one unit under a deadline. */
   async send(data: Buffer | string | readonly Uint8Array[], syscall: string, dl: number,
@@ -428,7 +435,8 @@ export class ByteStream implements HandleObject {
     this.destroyed = true;
     this.onReadable = null;
     // What sends handed over this tick still goes to the kernel, as with close(2).
-    if (this.corked) { this.corked = false; this.sock.uncork(); }
+    if (this.tick === TICK_CORKED) this.sock.uncork();
+    this.tick = TICK_IDLE;
     this.sock.destroy();
     // Waiters re-check their state on waking and see the handle is gone.
     this.wakeReader();

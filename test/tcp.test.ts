@@ -304,6 +304,37 @@ describe("tcpFromSocket", () => {
     await srv.close();
   });
 
+  it("a tick's first send leaves at once; the sends after it in the same tick leave in one write", async () => {
+    const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
+    const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
+    await new Promise<void>((r, j) => { sock.once("connect", r); sock.once("error", j); });
+    const h = own(tcpFromSocket(sock));
+    const s = own(await tcpAccept(ls, now() + 5000));
+    // Count the socket's writes to the kernel (one per _write or _writev call).
+    const writes: number[] = [];
+    const w1 = sock._write.bind(sock);
+    const wv = sock._writev!.bind(sock);
+    sock._write = (chunk, enc, cb) => { writes.push(1); w1(chunk, enc, cb); };
+    sock._writev = (chunks, cb) => { writes.push(chunks.length); wv(chunks, cb); };
+    // A lone send is handed to the kernel before the call returns.
+    void bsend(h, "a", now() + 5000);
+    expect(writes).toEqual([1]);
+    expect(sock.writableLength).toBe(0);
+    await pause(5);
+    // A burst in one tick: the first at once, the other 99 together when the tick ends.
+    writes.length = 0;
+    for (let i = 1; i < 100; i++) void bsend(h, String(i % 10), now() + 5000);
+    void bsend(h, "!", now() + 5000);
+    expect(writes).toEqual([1]);
+    await pause(5);
+    expect(writes).toEqual([1, 99]);
+    const want = "a" + Array.from({ length: 99 }, (_, i) => String((i + 1) % 10)).join("") + "!";
+    expect(str(await brecv(s, want.length, now() + 5000))).toBe(want);
+    hclose(h);
+    hclose(s);
+    hclose(ls);
+  });
+
   it("refuses a socket that is not connected (EINVAL)", async () => {
     const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
     const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
