@@ -163,7 +163,9 @@ export abstract class Wait<T> {
     this.res = res;
     this.rej = rej;
     this.link = link;
-    this.start();
+    // A start that throws fails the call like any error, and lets go of its
+    // deadline and scope (the Promise constructor alone would keep them).
+    try { this.start(); } catch (e) { this.fail(e); }
   }
   /** @internal The signal fired with `reason`: unqueue, and fail with the call's error. */
   cancel(reason: unknown): void {

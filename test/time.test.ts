@@ -1,7 +1,9 @@
 // now(), msleep() and the deadline conventions; the DillError shape.
+import { getEventListeners } from "node:events";
 import { constants } from "node:os";
 import { describe, expect, it } from "vitest";
 import { DillError, bundle, bundleGo, bundleWait, go, hclose, msleep, now, type ErrorCode } from "../lib/index";
+import { block } from "../lib/wait";
 import { checkError, checkResources, pause, rejects, throwsSync, track, waitFor } from "./helpers/foundation";
 
 checkResources();
@@ -140,6 +142,17 @@ describe("msleep deadlines", () => {
     ac.abort();
     await rejects(p, "ECANCELED", "msleep");
     expect(timers()).toBe(before);
+  });
+
+  it("a wait that fails while it starts lets go of its deadline", async () => {
+    const before = timers();
+    const boom = new Error("start failed");
+    const ac = new AbortController();
+    for (const opts of [undefined, { signal: ac.signal }]) {
+      await expect(block("test", now() + 60_000, opts, () => { throw boom; })).rejects.toBe(boom);
+      expect(timers()).toBe(before);
+    }
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 
   it("is cancelled inside a coroutine when the coroutine is closed, without a signal", async () => {
