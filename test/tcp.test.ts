@@ -304,7 +304,7 @@ describe("tcpFromSocket", () => {
     await srv.close();
   });
 
-  it("a tick's first send leaves at once; the sends after it in the same tick leave in one write", async () => {
+  it("a tick's first send, if small, leaves at once; the sends after it in the same tick leave in one write", async () => {
     const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
     const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
     await new Promise<void>((r, j) => { sock.once("connect", r); sock.once("error", j); });
@@ -330,6 +330,16 @@ describe("tcpFromSocket", () => {
     expect(writes).toEqual([1, 99]);
     const want = "a" + Array.from({ length: 99 }, (_, i) => String((i + 1) % 10)).join("") + "!";
     expect(str(await brecv(s, want.length, now() + 5000))).toBe(want);
+    // A large first send waits for the end of the tick with the rest.
+    writes.length = 0;
+    void bsend(h, Buffer.alloc(64 << 10, 7), now() + 5000);
+    void bsend(h, "z", now() + 5000);
+    expect(writes).toEqual([]);
+    await pause(5);
+    expect(writes).toEqual([2]);
+    const big = await brecv(s, (64 << 10) + 1, now() + 5000);
+    expect(big.subarray(0, 64 << 10).every((x) => x === 7)).toBe(true);
+    expect(big[64 << 10]).toBe("z".charCodeAt(0));
     hclose(h);
     hclose(s);
     hclose(ls);
