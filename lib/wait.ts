@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { execute } from "abort-controller-x";
 import { DillError } from "./errors";
-import { addDeadline, dropDeadline, type Entry, type Link } from "./deadlines";
+import { addDeadline, dropDeadline, type Entry } from "./deadlines";
 import { now } from "./time";
 
 /** The trailing options object every blocking call accepts. */
@@ -105,7 +105,6 @@ class Linked {
     this.entry = addDeadline(dl, syscall);
     this.relay = user !== undefined ? new Relay(user, this.entry.link.ctrl, syscall) : undefined;
   }
-  get link(): Link { return this.entry.link; }
   release(): void {
     if (this.done) return;
     this.done = true;
@@ -133,7 +132,7 @@ export abstract class Wait<T> {
   sNext: Wait<unknown> | null = null;
   private res: ((v: T) => void) | null = null;
   private rej: ((e: unknown) => void) | null = null;
-  private link: Linked | null = null;
+  private linked: Linked | null = null;
   constructor(syscall: string) { this.syscall = syscall; }
   /** Queues the wait; it may settle at once. */
   protected abstract start(): void;
@@ -155,14 +154,14 @@ export abstract class Wait<T> {
   private settled(): void {
     this.res = null;
     this.rej = null;
-    this.link?.release();
+    this.linked?.release();
     if (this.scope !== null) this.scope.remove(this as Wait<unknown>);
   }
   /** @internal Called by wait() through the shared executors below. */
-  begin(res: (v: T) => void, rej: (e: unknown) => void, link: Linked | null): void {
+  begin(res: (v: T) => void, rej: (e: unknown) => void, linked: Linked | null): void {
     this.res = res;
     this.rej = rej;
-    this.link = link;
+    this.linked = linked;
     // A start that throws fails the call like any error, and lets go of its
     // deadline and scope (the Promise constructor alone would keep them).
     try { this.start(); } catch (e) { this.fail(e); }
@@ -179,7 +178,7 @@ export abstract class Wait<T> {
 // executor synchronously, so one shared executor picks it up here instead
 // of a closure per call.
 let starting: Wait<unknown> | null = null;
-let startLink: Linked | null = null;
+let startLinked: Linked | null = null;
 
 function plainExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
   const w = starting!;
@@ -199,11 +198,11 @@ function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): (
 // set to the wait before it starts (it may settle at once, which clears it).
 function linkedExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
   const w = starting!;
-  const link = startLink!;
+  const linked = startLinked!;
   starting = null;
-  startLink = null;
-  link.link.target = w;
-  w.begin(res, rej, link);
+  startLinked = null;
+  linked.entry.link.target = w;
+  w.begin(res, rej, linked);
 }
 
 /**
@@ -246,8 +245,7 @@ export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): 
     // rejection with the bare abort reason then comes too late to count.
     return execute<T>(user, signalExecutor as Executor<T>);
   }
-  const link = new Linked(syscall, dl, user);
-  startLink = link;
+  startLinked = new Linked(syscall, dl, user);
   return new Promise<T>(linkedExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
 }
 
