@@ -340,12 +340,13 @@ export class ByteStream implements HandleObject {
   writeNow(data: Buffer | string | readonly Uint8Array[], written?: () => void): void {
     const sock = this.sock;
     const tick = this.tick;
+    const one = typeof data === "string" || !Array.isArray(data);
     if (tick !== TICK_CORKED) {
       if (tick === TICK_IDLE) process.nextTick(endTick, this);
-      if (tick === TICK_IDLE && (typeof data === "string" || !Array.isArray(data)) && data.length < DIRECT_MAX) this.tick = TICK_WROTE;
+      if (tick === TICK_IDLE && one && data.length < DIRECT_MAX) this.tick = TICK_WROTE;
       else { this.tick = TICK_CORKED; sock.cork(); }
     }
-    if (typeof data === "string" || !Array.isArray(data)) {
+    if (one) {
       // `written` runs once the socket is done with the bytes (also on error).
       if (written !== undefined) sock.write(data as Buffer | string, written);
       else sock.write(data as Buffer | string);

@@ -108,7 +108,6 @@ class Linked {
   release(): void {
     if (this.done) return;
     this.done = true;
-    this.entry.link.target = null;
     this.relay?.detach();
     dropDeadline(this.entry);
   }

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   IPADDR_IPV4, brecv, bsend, bsendl, bundle, bundleGo, bundleWait, go, hclose, ipaddrLocal, ipaddrPort,
   ipaddrRemote, ipaddrStr, msleep, now, tcpAccept, tcpClose, tcpConnect, tcpDone, tcpFromSocket, tcpIncoming,
-  tcpListen, tcpLocalAddr, tcpRemoteAddr, type TcpHandle,
+  tcpListen, tcpLocalAddr, tcpRemoteAddr, type TcpHandle, type TcpListener,
 } from "../lib/index";
 import { checkError, checkResources, pattern, pause, rejects, tcpPair, throwsSync, track, waitFor } from "./helpers/foundation";
 
@@ -269,13 +269,19 @@ describe("tcpIncoming", () => {
   }, 90_000);
 });
 
+/** A listener, a node:net client socket adopted as a handle, and the accepted end. */
+async function adoptedPair(): Promise<{ ls: TcpListener; sock: Socket; h: TcpHandle; s: TcpHandle }> {
+  const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
+  const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
+  await new Promise<void>((r, j) => { sock.once("connect", r); sock.once("error", j); });
+  const h = own(tcpFromSocket(sock));
+  const s = own(await tcpAccept(ls, now() + 5000));
+  return { ls, sock, h, s };
+}
+
 describe("tcpFromSocket", () => {
   it("adopts a connected node:net socket as a TCP handle", async () => {
-    const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
-    const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
-    await new Promise<void>((r, j) => { sock.once("connect", r); sock.once("error", j); });
-    const h = own(tcpFromSocket(sock));
-    const s = own(await tcpAccept(ls, now() + 5000));
+    const { ls, h, s } = await adoptedPair();
     expect(ipaddrPort(tcpRemoteAddr(h))).toBe(ipaddrPort(tcpLocalAddr(ls)));
     expect(ipaddrPort(tcpLocalAddr(h))).toBe(ipaddrPort(tcpRemoteAddr(s)));
     await bsend(h, "from adopted", now() + 5000);
@@ -304,12 +310,23 @@ describe("tcpFromSocket", () => {
     await srv.close();
   });
 
-  it("a tick's first send, if small, leaves at once; the sends after it in the same tick leave in one write", async () => {
+  it("refuses a socket that is not connected (EINVAL)", async () => {
     const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
     const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
-    await new Promise<void>((r, j) => { sock.once("connect", r); sock.once("error", j); });
-    const h = own(tcpFromSocket(sock));
-    const s = own(await tcpAccept(ls, now() + 5000));
+    throwsSync(() => tcpFromSocket(sock), "EINVAL", "tcpFromSocket"); // still connecting
+    await new Promise<void>((r) => sock.once("connect", r));
+    sock.destroy();
+    throwsSync(() => tcpFromSocket(sock), "EINVAL", "tcpFromSocket"); // destroyed
+    throwsSync(() => tcpFromSocket({} as never), "EINVAL", "tcpFromSocket");
+    const s = await tcpAccept(ls, now() + 5000);
+    hclose(s);
+    hclose(ls);
+  });
+});
+
+describe("bsend / brecv", () => {
+  it("a tick's first send, if small, leaves at once; the sends after it in the same tick leave in one write", async () => {
+    const { ls, sock, h, s } = await adoptedPair();
     // Count the socket's writes to the kernel (one per _write or _writev call).
     const writes: number[] = [];
     const w1 = sock._write.bind(sock);
@@ -345,21 +362,6 @@ describe("tcpFromSocket", () => {
     hclose(ls);
   });
 
-  it("refuses a socket that is not connected (EINVAL)", async () => {
-    const ls = own(await tcpListen(ipaddrLocal("127.0.0.1", 0)));
-    const sock = netConnect({ host: "127.0.0.1", port: ipaddrPort(tcpLocalAddr(ls)) });
-    throwsSync(() => tcpFromSocket(sock), "EINVAL", "tcpFromSocket"); // still connecting
-    await new Promise<void>((r) => sock.once("connect", r));
-    sock.destroy();
-    throwsSync(() => tcpFromSocket(sock), "EINVAL", "tcpFromSocket"); // destroyed
-    throwsSync(() => tcpFromSocket({} as never), "EINVAL", "tcpFromSocket");
-    const s = await tcpAccept(ls, now() + 5000);
-    hclose(s);
-    hclose(ls);
-  });
-});
-
-describe("bsend / brecv", () => {
   it("brecv returns exactly the requested lengths, across and within chunks", async () => {
     const [a, b] = await tcpPair("127.0.0.1", own);
     const data = randomBytes(300_000);
