@@ -29,6 +29,11 @@ const INBOX_MIN = 1 << 20;
 const MAX_PARTS = 64;
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Every connection decodes its headers into this one object: what outlives
+ * the decode (length and FIN of a data frame) is copied into the connection.
+ */
+const HDR = newHeader();
 /** Returned by calls that completed at once (a settled promise can be shared). */
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -123,9 +128,11 @@ export class WsConn implements HandleObject, Readable {
   readonly protocol: string | null;
 
   // Receive state; survives deadlines and cancellations.
-  private readonly hdr = newHeader();
   private inFrame = false;
+  /** The current data frame's payload length, bytes of it taken, and FIN bit. */
+  private frameLen = 0;
   private frameGot = 0;
+  private frameFin = false;
   /** The current frame's masking key, as its 4 bytes read little-endian (a small integer, no buffer per connection). */
   private key = 0;
   private msgOp = 0;
@@ -182,7 +189,9 @@ export class WsConn implements HandleObject, Readable {
    */
   private step(): WsMessage | null {
     const s = this.s;
-    const h = this.hdr;
+    const h = HDR;
+    // A frame's payload is masked exactly when the peer is a client.
+    const masked = !this.client;
     for (;;) {
       if (this.peerClose !== null) return null;
       if (!this.inFrame) {
@@ -220,16 +229,18 @@ export class WsConn implements HandleObject, Readable {
         }
         s.skip(hl);
         this.inFrame = true;
+        this.frameLen = h.length;
         this.frameGot = 0;
-        this.partsMasked = h.masked && h.fin && op === OP_BINARY && !this.discarding;
+        this.frameFin = h.fin;
+        this.partsMasked = masked && h.fin && op === OP_BINARY && !this.discarding;
       }
       // Payload of a data frame, taken as it arrives (text checked on the fly).
-      while (this.frameGot < h.length) {
+      while (this.frameGot < this.frameLen) {
         const first = s.firstAvail();
         if (first === 0) return null;
-        const k = Math.min(first, h.length - this.frameGot);
+        const k = Math.min(first, this.frameLen - this.frameGot);
         const chunk = s.take(k);
-        if (h.masked && !this.partsMasked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
+        if (masked && !this.partsMasked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
         if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
@@ -249,7 +260,7 @@ export class WsConn implements HandleObject, Readable {
         this.frameGot += k;
       }
       this.inFrame = false;
-      if (!h.fin) continue;
+      if (!this.frameFin) continue;
       if (this.msgOp === OP_TEXT && !this.utf8!.complete) {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
