@@ -12,11 +12,6 @@ const LIMIT = 64 << 20;
 const clients = new Set<WsHandle>();
 
 async function serve(scn: Scenario, p: Params, ws: WsHandle): Promise<void> {
-  if (scn === "fanout" || scn === "idle") {
-    clients.add(ws);
-    try { for await (const _ of wsMessages(ws)) { /* idle */ } } finally { clients.delete(ws); }
-    return;
-  }
   let got = 0;
   for await (const m of wsMessages(ws)) {
     if (scn === "pingpong" || scn === "handshake") await wsSend(ws, m.flags, m.data, now() + DL);
@@ -36,7 +31,13 @@ export const impl: Impl = {
       for await (const s of tcpIncoming(ls)) {
         bundleGo(b, async () => {
           const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
-          try { await serve(scn, p, ws); } catch { /* peer gone */ } finally { hclose(ws); }
+          try {
+            // Idle and fan-out connections are parked right here: one async frame per connection.
+            if (scn === "fanout" || scn === "idle") {
+              clients.add(ws);
+              try { for await (const _ of wsMessages(ws)) { /* idle */ } } finally { clients.delete(ws); }
+            } else await serve(scn, p, ws);
+          } catch { /* peer gone */ } finally { hclose(ws); }
         });
       }
     })();
