@@ -1,5 +1,5 @@
 // The deadlines of waiting calls: one shared timer for all of them.
-import { DillError } from "./errors";
+import { eventError } from "./errors";
 import { now } from "./time";
 
 // setTimeout's limit; longer deadlines are re-armed in steps.
@@ -81,7 +81,7 @@ function fire(): void {
   const t = now();
   while (heap.length > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
     const e = pop();
-    if (e.live) { e.live = false; live--; e.link.ctrl.abort(new DillError("ETIMEDOUT", e.syscall)); }
+    if (e.live) { e.live = false; live--; e.link.ctrl.abort(eventError("ETIMEDOUT", e.syscall)); }
   }
   arm();
 }

@@ -55,6 +55,18 @@ export class DillError extends Error {
   }
 }
 
+/**
+ * A DillError without stack frames, for an error that a socket event or a
+ * timer settles a waiting call with: its frames would all be dillws's and
+ * Node's own, never the caller's, and capturing them cost ~4 us of the
+ * ~5 us the error takes to make (the code, syscall and message say what happened).
+ */
+export function eventError(code: ErrorCode, syscall: string, message?: string): DillError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try { return new DillError(code, syscall, message); } finally { Error.stackTraceLimit = limit; }
+}
+
 export function isDillError(e: unknown, code?: ErrorCode): e is DillError {
   return e instanceof DillError && (code === undefined || e.code === code);
 }

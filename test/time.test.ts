@@ -190,6 +190,15 @@ describe("DillError", () => {
     expect(typeof e.stack).toBe("string");
   });
 
+  it("an expired deadline's ETIMEDOUT has no stack frames, and other errors keep theirs", async () => {
+    const limit = Error.stackTraceLimit;
+    const e = await rejects(block("brecv", now() + 20, undefined, () => () => undefined), "ETIMEDOUT", "brecv");
+    // Settled from a timer: the frames would all be dillws's and Node's, never the caller's.
+    expect(e.stack).toBe(`DillError: ${e.message}`);
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new DillError("EINVAL", "brecv").stack).toMatch(/\n +at /);
+  });
+
   it("uses the Linux numbers libdill reports", () => {
     expect(new DillError("ETIMEDOUT", "msleep").errno).toBe(110);
     expect(new DillError("ECANCELED", "msleep").errno).toBe(125);

@@ -373,6 +373,23 @@ describe("closing", () => {
     hclose(c); hclose(s);
   });
 
+  it("the peer's close fails a waiting wsRecv with EPIPE without stack frames; later calls keep them", async () => {
+    const [c, s] = await nohttpPair();
+    const limit = Error.stackTraceLimit;
+    const parked = wsRecv(s, T()).catch((e: unknown) => e);
+    await wsDone(c, 1000, null, T());
+    const e = await parked;
+    expect(e).toBeInstanceOf(DillError);
+    expect((e as DillError).code).toBe("EPIPE");
+    expect((e as DillError).stack).toBe(`DillError: ${(e as DillError).message}`);
+    expect(Error.stackTraceLimit).toBe(limit);
+    // A call that fails at once still shows its caller.
+    const later = await wsRecv(s, T()).catch((x: unknown) => x);
+    expect((later as DillError).code).toBe("EPIPE");
+    expect((later as DillError).stack).toMatch(/\n +at /);
+    hclose(c); hclose(s);
+  });
+
   it("a close frame without status reads as status 0", async () => {
     const [c, s] = await nohttpPair();
     await wsDone(c, 0, null, T());

@@ -1,6 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
-import { DillError } from "../errors";
+import { DillError, eventError } from "../errors";
 import type { HandleObject } from "../handles";
 import type { ByteStream, Readable } from "../stream";
 import { block, checkCancelled, wait, Wait, type CallOptions } from "../wait";
@@ -80,7 +80,7 @@ class RecvWait extends Wait<WsMessage | Step> {
   message(m: WsMessage): void { this.ok(result(this.it, m)); }
   /** The peer's close frame: an iteration ends cleanly, a wsRecv fails EPIPE. */
   peerClosed(): void {
-    if (this.it === null) this.fail(new DillError("EPIPE", this.syscall, "the peer closed the WebSocket"));
+    if (this.it === null) this.fail(eventError("EPIPE", this.syscall, "the peer closed the WebSocket"));
     else { this.it.over = true; this.ok(END); }
   }
 }
@@ -346,7 +346,7 @@ export class WsConn implements HandleObject, Readable {
   /** The peer's close frame arrived: waiters learn it. */
   private closed(): void {
     for (const w of this.recvWaiters.drain()) w.peerClosed();
-    for (const w of this.pings?.drain() ?? []) w.reject(new DillError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.pings?.drain() ?? []) w.reject(eventError("EPIPE", w.syscall, "the peer closed the WebSocket"));
     for (const w of this.closeWaiters?.drain() ?? []) w.resolve(undefined);
   }
 
