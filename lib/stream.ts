@@ -38,6 +38,12 @@ function endTick(st: ByteStream): void {
  */
 const DIRECT_MAX = 16 << 10;
 
+/** Whether a write is under DIRECT_MAX bytes (a UTF-16 unit encodes to at most 3: a short string is not counted). */
+function isSmall(data: Buffer | string): boolean {
+  if (typeof data !== "string") return data.length < DIRECT_MAX;
+  return data.length * 3 < DIRECT_MAX || Buffer.byteLength(data, "utf8") < DIRECT_MAX;
+}
+
 // What this tick has written so far (ByteStream.tick).
 const TICK_IDLE = 0;
 const TICK_WROTE = 1;
@@ -343,7 +349,7 @@ export class ByteStream implements HandleObject {
     const one = typeof data === "string" || !Array.isArray(data);
     if (tick !== TICK_CORKED) {
       if (tick === TICK_IDLE) process.nextTick(endTick, this);
-      if (tick === TICK_IDLE && one && data.length < DIRECT_MAX) this.tick = TICK_WROTE;
+      if (tick === TICK_IDLE && one && isSmall(data as Buffer | string)) this.tick = TICK_WROTE;
       else { this.tick = TICK_CORKED; sock.cork(); }
     }
     if (one) {

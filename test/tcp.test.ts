@@ -357,6 +357,14 @@ describe("bsend / brecv", () => {
     const big = await brecv(s, (64 << 10) + 1, now() + 5000);
     expect(big.subarray(0, 64 << 10).every((x) => x === 7)).toBe(true);
     expect(big[64 << 10]).toBe("z".charCodeAt(0));
+    // The limit is in bytes: 6,000 "\u20ac" are 6,000 characters but 18,000 bytes.
+    writes.length = 0;
+    const euros = "\u20ac".repeat(6000);
+    void bsend(h, euros, now() + 5000);
+    expect(writes).toEqual([]);
+    await pause(5);
+    expect(writes).toEqual([1]);
+    expect(str(await brecv(s, 18000, now() + 5000))).toBe(euros);
     hclose(h);
     hclose(s);
     hclose(ls);
