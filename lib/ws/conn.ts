@@ -201,10 +201,10 @@ export class WsConn implements HandleObject, Readable {
         const hb = s.peekSmall(n);
         const hl = decodeHeader(hb, s.peekOff, n, h);
         if (hl === 0) return null;
-        if (h.masked === this.client) {
+        if (h.masked !== masked) {
           throw new ProtocolError(CLOSE_PROTOCOL, this.client ? "the server sent a masked frame" : "the client sent an unmasked frame");
         }
-        if (h.masked) this.key = hb.readInt32LE(h.maskOffset);
+        if (masked) this.key = hb.readInt32LE(h.maskOffset);
         const op = h.opcode;
         if (isControl(op)) {
           if (avail < hl + h.length) return null;
@@ -212,7 +212,7 @@ export class WsConn implements HandleObject, Readable {
           let p = EMPTY;
           if (h.length > 0) {
             p = Buffer.from(s.take(h.length)); // a copy: control payloads are tiny and may be kept
-            if (h.masked) maskWithKey(p, 0, p.length, this.key, 0);
+            if (masked) maskWithKey(p, 0, p.length, this.key, 0);
           }
           this.control(op, p);
           continue;
