@@ -347,11 +347,9 @@ export class ByteStream implements HandleObject {
     const sock = this.sock;
     const tick = this.tick;
     const one = typeof data === "string" || !Array.isArray(data);
-    if (tick !== TICK_CORKED) {
-      if (tick === TICK_IDLE) process.nextTick(endTick, this);
-      if (tick === TICK_IDLE && one && isSmall(data as Buffer | string)) this.tick = TICK_WROTE;
-      else { this.tick = TICK_CORKED; sock.cork(); }
-    }
+    if (tick === TICK_IDLE) process.nextTick(endTick, this);
+    if (tick === TICK_IDLE && one && isSmall(data as Buffer | string)) this.tick = TICK_WROTE;
+    else if (tick !== TICK_CORKED) { this.tick = TICK_CORKED; sock.cork(); }
     if (one) {
       // `written` runs once the socket is done with the bytes (also on error).
       if (written !== undefined) sock.write(data as Buffer | string, written);

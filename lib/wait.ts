@@ -96,18 +96,18 @@ class Relay {
   detach(): void { this.from.removeEventListener("abort", this); }
 }
 
-/** What one wait under a deadline holds (and the caller's signal, relayed); released exactly once. */
+/**
+ * What one wait under a deadline holds (and the caller's signal, relayed);
+ * released by the wait's settled(), which runs exactly once.
+ */
 class Linked {
   readonly entry: Entry;
   readonly relay: Relay | undefined;
-  private done = false;
   constructor(syscall: string, dl: number, user: AbortSignal | undefined) {
     this.entry = addDeadline(dl, syscall);
     this.relay = user !== undefined ? new Relay(user, this.entry.link.ctrl, syscall) : undefined;
   }
   release(): void {
-    if (this.done) return;
-    this.done = true;
     this.relay?.detach();
     dropDeadline(this.entry);
   }
