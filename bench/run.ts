@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--repeats N] [--only scenario,...]
+// npm run bench [-- --quick] [--repeats N] [--only scenario,...] [--cold]
 // Runs every implementation's server and client in separate processes, in
 // one run, and prints medians side by side with ratios; raw numbers go to
 // bench/results.json with the machine's details.
@@ -12,6 +12,8 @@ import { measureBuilt, type Params, type Scenario } from "./common";
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const repeats = quick ? 1 : Number(args[args.indexOf("--repeats") + 1] ?? 5) || 5;
+/** No untimed warm-up pass before each timed one (see worker.ts). */
+const cold = args.includes("--cold");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
 const worker = fileURLToPath(new URL("./worker.ts", import.meta.url));
 
@@ -35,6 +37,7 @@ type ImplName = typeof impls[number];
 function start(role: string, impl: ImplName, c: Case, port?: number): { proc: ChildProcess; next: (prefix: string) => Promise<string> } {
   const env = { ...process.env };
   if (impl === "ws") env.WS_NO_BUFFER_UTIL = "1";
+  if (cold) env.DILLWS_BENCH_COLD = "1";
   const name = impl === "ws+bufferutil" ? "ws" : impl;
   const proc = spawn(process.execPath, ["--import", "tsx", "--expose-gc", "--max-old-space-size=4096", worker, role, name, c.scn,
     JSON.stringify(c.p), ...(port === undefined ? [] : [String(port)])], { env, stdio: ["pipe", "pipe", "inherit"] });
@@ -111,8 +114,8 @@ const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.le
 const line = (r: string[]): string => r.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join("  ");
 // `npm run bench` builds dist/ first: the package as users install it is what is measured.
 const dillwsFrom = measureBuilt() ? "dist/" : "lib/ through tsx";
-const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), quick, repeats, dillwsFrom };
-console.log(`dillws benchmark ${machine.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpus} x ${machine.cpu}, medians of ${repeats}${quick ? " (quick smoke run)" : ""}, dillws from ${dillwsFrom}`);
+const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), quick, repeats, warmup: !cold, dillwsFrom };
+console.log(`dillws benchmark ${machine.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpus} x ${machine.cpu}, medians of ${repeats}, ${cold ? "cold (no warm-up pass)" : "after an untimed warm-up pass"}${quick ? " (quick smoke run)" : ""}, dillws from ${dillwsFrom}`);
 console.log("ratios: > 1.00x means dillws is ahead (for heap/conn: uses less)");
 console.log(line(head));
 for (const r of rows) console.log(line(r));

@@ -5,6 +5,7 @@ import { memory, type Impl, type Params, type Scenario } from "./common";
 
 const [role, name, scn, json, portArg] = process.argv.slice(2) as [string, string, Scenario, string, string?];
 const p = JSON.parse(json) as Params;
+const warm = process.env.DILLWS_BENCH_COLD !== "1";
 const mod = name === "dillws" ? await import("./impl/dillws") : name === "raw" ? await import("./impl/raw") : await import("./impl/ws");
 const impl: Impl = mod.impl;
 const say = (s: string): void => { process.stdout.write(`${s}\n`); };
@@ -23,7 +24,14 @@ lines.on("close", () => { if (role === "server") process.exit(0); });
 if (role === "server") {
   say(`PORT ${await impl.server(scn, p)}`);
 } else {
-  const r = await impl.client(scn, p, Number(portArg), () => say("READY"), () => new Promise<void>((res) => waiting.push(() => res())));
+  const port = Number(portArg);
+  const go = (): Promise<void> => new Promise<void>((res) => waiting.push(() => res()));
+  // A first, untimed pass of the same workload on its own connection(s), so
+  // that the timed pass measures the steady state of both processes, not the
+  // JIT compiling them (the first ~2,000 handshakes run 3-4x slower than the
+  // rest). Idle and fan-out are one-shot server-driven runs and have none.
+  if (warm && scn !== "idle" && scn !== "fanout") await impl.client(scn, p, port, () => undefined, go);
+  const r = await impl.client(scn, p, port, () => say("READY"), go);
   say(`RESULT ${JSON.stringify(r)}`);
   process.exit(0);
 }
