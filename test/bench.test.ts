@@ -18,7 +18,7 @@ describe("npm run bench -- --quick", () => {
         (err, stdout, stderr) => (err !== null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
     });
     const lines = out.trim().split("\n");
-    expect(lines[0]).toMatch(/^dillws benchmark .*Node v\d+.*quick smoke run.*dillws from dist\//);
+    expect(lines[0]).toMatch(/^dillws benchmark .*Node v\d+.*after an untimed warm-up pass.*quick smoke run.*dillws from dist\//);
     for (const name of SCENARIOS) {
       const row = lines.find((l) => l.startsWith(name));
       expect(row, name).toBeDefined();
@@ -27,10 +27,10 @@ describe("npm run bench -- --quick", () => {
       expect(ratios.length, name).toBe(name === "handshakes" || name.startsWith("idle") ? 2 : 3);
     }
     const json = JSON.parse(readFileSync(`${root}/bench/results-quick.json`, "utf8")) as {
-      machine: { node: string; cpus: number; quick: boolean; dillwsFrom: string };
+      machine: { node: string; cpus: number; quick: boolean; warmup: boolean; dillwsFrom: string };
       results: Record<string, Record<string, number[]>>;
     };
-    expect(json.machine).toMatchObject({ node: process.version, quick: true, dillwsFrom: "dist/" });
+    expect(json.machine).toMatchObject({ node: process.version, quick: true, warmup: true, dillwsFrom: "dist/" });
     expect(Object.keys(json.results)).toEqual(SCENARIOS);
     for (const name of SCENARIOS) {
       expect(Object.keys(json.results[name]!).sort(), name).toEqual([...IMPLS].sort());
@@ -43,5 +43,18 @@ describe("npm run bench -- --quick", () => {
         expect(ok, `${name} ${impl}: ${v[0]}`).toBe(true);
       }
     }
+  }, 300000);
+
+  it("--cold skips the warm-up pass and says so, in the table and the JSON", async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile("npm", ["run", "--silent", "bench", "--", "--quick", "--cold", "--only", "handshake"], { cwd: root, timeout: 240000, maxBuffer: 1 << 22 },
+        (err, stdout, stderr) => (err !== null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    expect(out.trim().split("\n")[0]).toMatch(/cold \(no warm-up pass\)/);
+    const json = JSON.parse(readFileSync(`${root}/bench/results-quick.json`, "utf8")) as {
+      machine: { warmup: boolean }; results: Record<string, Record<string, number[]>>;
+    };
+    expect(json.machine.warmup).toBe(false);
+    expect(Object.keys(json.results)).toEqual(["handshakes"]);
   }, 300000);
 });
