@@ -11,12 +11,17 @@ const IMPLS = ["dillws", "ws", "ws+bufferutil", "raw"];
 const SCENARIOS = ["ping-pong 64 B", "upload 64 B", "upload 16 KiB", "upload 1 MiB", "download 64 B", "download 16 KiB",
   "download 1 MiB", "handshakes", "idle conns: heap/conn", "fan-out 1000 clients"];
 
+/** Runs `npm run bench -- <args>` and resolves with its standard output. */
+function runBench(args: readonly string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    execFile("npm", ["run", "--silent", "bench", "--", ...args], { cwd: root, timeout: 240000, maxBuffer: 1 << 22 },
+      (err, stdout, stderr) => (err !== null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+}
+
 describe("npm run bench -- --quick", () => {
   it("builds the package, runs every scenario for every implementation, prints the table and writes the JSON", async () => {
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile("npm", ["run", "--silent", "bench", "--", "--quick"], { cwd: root, timeout: 240000, maxBuffer: 1 << 22 },
-        (err, stdout, stderr) => (err !== null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
-    });
+    const out = await runBench(["--quick"]);
     const lines = out.trim().split("\n");
     expect(lines[0]).toMatch(/^dillws benchmark .*Node v\d+.*after an untimed warm-up pass.*quick smoke run.*dillws from dist\//);
     for (const name of SCENARIOS) {
@@ -46,10 +51,7 @@ describe("npm run bench -- --quick", () => {
   }, 300000);
 
   it("--cold skips the warm-up pass and says so, in the table and the JSON", async () => {
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile("npm", ["run", "--silent", "bench", "--", "--quick", "--cold", "--only", "handshake"], { cwd: root, timeout: 240000, maxBuffer: 1 << 22 },
-        (err, stdout, stderr) => (err !== null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
-    });
+    const out = await runBench(["--quick", "--cold", "--only", "handshake"]);
     expect(out.trim().split("\n")[0]).toMatch(/cold \(no warm-up pass\)/);
     const json = JSON.parse(readFileSync(`${root}/bench/results-quick.json`, "utf8")) as {
       machine: { warmup: boolean }; results: Record<string, Record<string, number[]>>;
