@@ -341,4 +341,28 @@ describe("large frames reuse their buffers only once written", () => {
     }
     hclose(ws); hclose(r.ws); hclose(ls);
   });
+
+  it("frames just under, at and just over each pool class (a power of two plus 16 bytes) arrive intact, reused while others are queued", async () => {
+    const [ls, port] = await listener();
+    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const sv = await tcpAccept(ls, T());
+    const big = { maxMessageSize: 8 << 20 };
+    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T(), big), wsAttachServer(sv, WS_BINARY, T(), big)]);
+    // Frame = payload + header (server 4 or 10 bytes, client 8 or 14): these payloads put
+    // frames on both sides of 2^s + 16 for either end.
+    const sizes: number[] = [];
+    for (const p of [12, 14, 16, 17, 20, 22]) for (const d of [-2, 0, 2, 6, 7, 8, 12, 13]) sizes.push((1 << p) + d);
+    const make = (i: number): Buffer => Buffer.from(pseudoRandom(sizes[i % sizes.length]!, 7 * i + 3));
+    const N = 3 * sizes.length; // three rounds: later frames land in buffers released by earlier ones
+    for (const [from, to] of [[r.ws, ws], [ws, r.ws]] as const) {
+      const sending = (async () => { for (let i = 0; i < N; i++) await wsSend(from, WS_BINARY, make(i), now() + 30000); })();
+      for (let i = 0; i < N; i++) {
+        if (i % 20 === 0) await new Promise((res) => setTimeout(res, 10)); // let the queue fill
+        const m = await wsRecv(to, now() + 30000);
+        if (!m.data.equals(make(i))) expect(`message ${i} (${sizes[i % sizes.length]} bytes) differs`).toBe("intact");
+      }
+      await sending;
+    }
+    hclose(ws); hclose(r.ws); hclose(ls);
+  });
 });
