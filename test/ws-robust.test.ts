@@ -2,10 +2,13 @@
 // headers and checks get EINVAL (or the right HTTP status); broken sockets give ECONNRESET.
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  DillError, hclose, ipaddrLocal, ipaddrPort, ipcPair, now, tcpAccept, tcpClose, tcpConnect, tcpListen, tcpLocalAddr,
+  DillError, hclose, ipaddrLocal, ipaddrPort, ipcPair, now, tcpAccept, tcpClose, tcpConnect, tcpFromSocket, tcpListen, tcpLocalAddr,
   wsAttachClient, wsAttachServer, wsDetach, wsDone, wsMessages, wsPing, wsRecv, wsSend, wsSendl, WS_BINARY, WS_NOHTTP,
   WS_TEXT, type TcpHandle, type TcpListener, type WsHandle,
 } from "../lib/index";
+import { createServer, connect, type Socket } from "node:net";
+import { once } from "node:events";
+import { SMALL_HIGH_WATER, WRITE_HIGH_WATER } from "../lib/stream";
 import { resourceBaseline } from "./helpers/leaks";
 import { pseudoRandom } from "./helpers/foundation";
 import { rawConnect, rawFrame, upgradeRequest, type RawPeer } from "./helpers/raw";
@@ -365,4 +368,47 @@ describe("large frames reuse their buffers only once written", () => {
     }
     hclose(ws); hclose(r.ws); hclose(ls);
   });
+});
+
+describe("how much a send may queue", () => {
+  /**
+   * Sends `size`-byte messages to a peer that reads nothing until one times
+   * out; returns the bytes queued in the socket then (a send waits only once
+   * the queue holds its bound).
+   */
+  async function queuedAtTimeout(size: number): Promise<number> {
+    const held: Socket[] = [];
+    const srv = createServer({ pauseOnConnect: true }, (s) => { held.push(s); });
+    srv.listen(0, "127.0.0.1");
+    await once(srv, "listening");
+    const sock = connect({ host: "127.0.0.1", port: (srv.address() as { port: number }).port });
+    await once(sock, "connect");
+    const ws = await wsAttachClient(tcpFromSocket(sock), WS_NOHTTP | WS_BINARY, "", "", T());
+    const msg = Buffer.alloc(size, 7);
+    let timedOut = false;
+    try {
+      for (let i = 0; i < 2_000_000 && !timedOut; i++) {
+        try { await wsSend(ws, WS_BINARY, msg, now() + 50); } catch (e) {
+          expect((e as DillError).code).toBe("ETIMEDOUT");
+          timedOut = true;
+        }
+      }
+      expect(timedOut, "a send to a peer that reads nothing times out").toBe(true);
+      return sock.writableLength;
+    } finally {
+      hclose(ws);
+      for (const s of held) s.destroy();
+      srv.close();
+      await once(srv, "close");
+    }
+  }
+
+  it("sends of under 4 KiB wait once 256 KiB are queued, larger ones once 4 MiB are", async () => {
+    const small = await queuedAtTimeout(100);
+    expect(small).toBeGreaterThanOrEqual(SMALL_HIGH_WATER);
+    expect(small).toBeLessThan(SMALL_HIGH_WATER + 100 + 14);
+    const large = await queuedAtTimeout(64 << 10);
+    expect(large).toBeGreaterThanOrEqual(WRITE_HIGH_WATER);
+    expect(large).toBeLessThan(WRITE_HIGH_WATER + (64 << 10) + 14);
+  }, 60000);
 });

@@ -2,7 +2,7 @@ import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import { DillError, eventError } from "../errors";
 import type { HandleObject } from "../handles";
-import type { ByteStream, Readable } from "../stream";
+import { unitSize, type ByteStream, type Readable } from "../stream";
 import { block, checkCancelled, wait, Wait, type CallOptions } from "../wait";
 import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
 import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
@@ -538,7 +538,7 @@ export class WsConn implements HandleObject, Readable {
       checkCancelled(syscall, opts);
       const e = this.stateError(syscall, true);
       if (e !== null) throw e;
-      if (!this.s.canWrite()) return this.sendSlow(syscall, op, data, dl, opts, closing);
+      if (!this.s.canWrite(unitSize(data))) return this.sendSlow(syscall, op, data, dl, opts, closing);
       this.commit(syscall, op, data, closing);
       return RESOLVED;
     } catch (e) {
@@ -550,7 +550,7 @@ export class WsConn implements HandleObject, Readable {
   private async sendSlow(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
                          closing: boolean): Promise<void> {
     try {
-      await this.s.room(syscall, dl, opts);
+      await this.s.room(unitSize(data), syscall, dl, opts);
     } catch (err) {
       throw this.sockFailed(err, syscall);
     }
