@@ -8,12 +8,12 @@ import { block, checkCancelled, type CallOptions } from "./wait";
 /** Unread bytes above which the socket is paused (backpressure to the peer). */
 export const READ_HIGH_WATER = 1 << 20;
 /**
- * Bytes queued in the socket (not yet taken by the kernel) above which sends
- * wait for room. Far above Node's 16 KiB so that a stream of messages leaves
- * in big writes, refilled by JavaScript once per 4 MiB instead of once per
- * 256 KiB (16 KiB downloads +15-25% in interleaved A/B runs, once the frame
- * pool holds a full queue's buffers); the queue stays bounded by this plus
- * one message.
+ * Bytes queued in the socket (not yet taken by the kernel) above which a
+ * send of LARGE_MIN bytes or more waits for room. Far above Node's 16 KiB so
+ * that a stream of messages leaves in big writes, refilled by JavaScript
+ * once per 4 MiB instead of once per 256 KiB (16 KiB messages 15-35% faster
+ * in interleaved A/B runs, once the frame pool holds a full queue's
+ * buffers); the queue stays bounded by this plus one message.
  */
 export const WRITE_HIGH_WATER = 4 << 20;
 /**
@@ -22,7 +22,7 @@ export const WRITE_HIGH_WATER = 4 << 20;
  * ran 25-35% slower than 256 KiB (A/B), whose batches already hold thousands.
  */
 export const SMALL_HIGH_WATER = 256 << 10;
-export const LARGE_MIN = 4 << 10;
+const LARGE_MIN = 4 << 10;
 
 /** Bytes (a lower bound, for a string: its UTF-16 length) that a unit of data writes. */
 export function unitSize(data: Buffer | string | readonly Uint8Array[]): number {

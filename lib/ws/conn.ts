@@ -538,7 +538,8 @@ export class WsConn implements HandleObject, Readable {
       checkCancelled(syscall, opts);
       const e = this.stateError(syscall, true);
       if (e !== null) throw e;
-      if (!this.s.canWrite(unitSize(data))) return this.sendSlow(syscall, op, data, dl, opts, closing);
+      const n = unitSize(data);
+      if (!this.s.canWrite(n)) return this.sendSlow(syscall, op, data, n, dl, opts, closing);
       this.commit(syscall, op, data, closing);
       return RESOLVED;
     } catch (e) {
@@ -547,10 +548,10 @@ export class WsConn implements HandleObject, Readable {
   }
 
   /** Waits for room (nothing is built or written if that fails), then writes. */
-  private async sendSlow(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
-                         closing: boolean): Promise<void> {
+  private async sendSlow(syscall: string, op: number, data: Payload, n: number, dl: number,
+                         opts: CallOptions | undefined, closing: boolean): Promise<void> {
     try {
-      await this.s.room(unitSize(data), syscall, dl, opts);
+      await this.s.room(n, syscall, dl, opts);
     } catch (err) {
       throw this.sockFailed(err, syscall);
     }
