@@ -502,10 +502,7 @@ export class WsConn implements HandleObject, Readable {
   /** Builds one frame; the client masks it in the same pass. */
   private frame(op: number, data: Payload): Buffer {
     const client = this.client;
-    let len: number;
-    if (typeof data === "string") len = Buffer.byteLength(data, "utf8");
-    else if (Buffer.isBuffer(data)) len = data.length;
-    else { len = 0; for (const c of data as readonly Uint8Array[]) len += c.length; }
+    const len = typeof data === "string" ? Buffer.byteLength(data, "utf8") : unitSize(data);
     const hl = encodedHeaderLength(len, client);
     // Always one buffer of our own: one write per frame, and the caller may
     // reuse its data as soon as the send resolves.
