@@ -65,6 +65,9 @@ function isSmall(data: Buffer | string): boolean {
 }
 
 // What this tick has written so far (ByteStream.tick).
+/** The chunk list of every stream with nothing buffered (frozen: a push to it would throw, not leak). */
+const NO_CHUNKS = Object.freeze([]) as unknown as Buffer[];
+
 const TICK_IDLE = 0;
 const TICK_WROTE = 1;
 const TICK_CORKED = 2;
@@ -92,9 +95,9 @@ export class ByteStream implements HandleObject {
   /**
    * Unread socket chunks. An empty list is replaced, not pushed to: V8 keeps
    * an array's grown room (152 bytes) after shift, and a connection parked
-   * with nothing buffered should hold none.
+   * with nothing buffered should hold none: all read, the list is NO_CHUNKS.
    */
-  private chunks: Buffer[] = [];
+  private chunks: Buffer[] = NO_CHUNKS;
   private head = 0; // consumed bytes of chunks[0]
   buffered = 0;
   eof = false; // the peer's FIN arrived
@@ -311,6 +314,7 @@ export class ByteStream implements HandleObject {
 
   private consumed(n: number): void {
     this.buffered -= n;
+    if (this.buffered === 0) { this.chunks = NO_CHUNKS; this.head = 0; }
     if (this.paused && this.buffered < READ_HIGH_WATER && !this.destroyed) {
       this.paused = false;
       this.sock.resume();
@@ -478,7 +482,7 @@ export class ByteStream implements HandleObject {
     this.rl?.failAll(e);
     this.wl?.failAll(e);
     this.runFinishWaiters();
-    this.chunks = [];
+    this.chunks = NO_CHUNKS;
     this.buffered = 0;
   }
 }
