@@ -70,7 +70,7 @@ export function parseHead(buf: Uint8Array, limits: HeadLimits = DEFAULT_HEAD_LIM
     const line = lines[i]!;
     const c = line.indexOf(":");
     if (c <= 0) throw new HeadError("malformed", "header line without a name and colon");
-    const name = line.slice(0, c);
+    const name = piece(off, off + c);
     if (!TOKEN.test(name)) throw new HeadError("malformed", `invalid header name ${JSON.stringify(name)}`);
     // Optional white space is SP and HTAB only (RFC 9110 5.6.3).
     // Scanned, not a regex: /[ \t]+$/ is quadratic in a long run of white space inside
@@ -79,9 +79,9 @@ export function parseHead(buf: Uint8Array, limits: HeadLimits = DEFAULT_HEAD_LIM
     let ve = line.length;
     while (vs < ve && (line.charCodeAt(vs) === 0x20 || line.charCodeAt(vs) === 0x09)) vs++;
     while (ve > vs && (line.charCodeAt(ve - 1) === 0x20 || line.charCodeAt(ve - 1) === 0x09)) ve--;
-    const value = line.slice(vs, ve);
+    const value = piece(off + vs, off + ve);
     if (/[\0\r\n]/.test(value)) throw new HeadError("malformed", "control character in a header value");
-    fields.push([piece(off, off + c).toLowerCase(), piece(off + vs, off + ve)]);
+    fields.push([name.toLowerCase(), value]);
   }
   return { start, fields };
 }

@@ -64,10 +64,10 @@ function isSmall(data: Buffer | string): boolean {
   return data.length * 3 < DIRECT_MAX || Buffer.byteLength(data, "utf8") < DIRECT_MAX;
 }
 
-// What this tick has written so far (ByteStream.tick).
 /** The chunk list of every stream with nothing buffered (frozen: a push to it would throw, not leak). */
 const NO_CHUNKS = Object.freeze([]) as unknown as Buffer[];
 
+// What this tick has written so far (ByteStream.tick).
 const TICK_IDLE = 0;
 const TICK_WROTE = 1;
 const TICK_CORKED = 2;
