@@ -523,7 +523,6 @@ export class WsConn implements HandleObject, Readable {
     this.s.writeNow(this.frame(op, p));
   }
 
-  /** Sends one frame all-or-nothing, after frames already queued. */
   /**
    * Sends one frame all-or-nothing, after frames already queued. When the
    * socket has room it writes at once and returns a shared resolved promise:
