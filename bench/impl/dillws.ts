@@ -1,4 +1,4 @@
-import type { WsHandle } from "../../lib/index";
+import type { TcpHandle, WsHandle } from "../../lib/index";
 import { builtDillws, MB, measureBuilt, seconds, type Impl, type Params, type Scenario, until } from "../common";
 
 const D = (await import(measureBuilt() ? builtDillws.href : "../../lib/index")) as typeof import("../../lib/index");
@@ -23,23 +23,34 @@ async function serve(scn: Scenario, p: Params, ws: WsHandle): Promise<void> {
   }
 }
 
+/**
+ * An idle or fan-out connection: parked in a receive until the peer closes
+ * (which ends the loop with EPIPE). A function of its own, as a server that
+ * only holds connections would be written: a parked coroutine keeps its
+ * whole async frame.
+ */
+async function hold(s: TcpHandle): Promise<void> {
+  const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+  clients.add(ws);
+  try { for (;;) await wsRecv(ws, -1); } catch { /* the peer closed */ } finally {
+    clients.delete(ws);
+    hclose(ws);
+  }
+}
+
+/** A connection of the ping-pong, upload, download or handshake scenario. */
+async function answer(s: TcpHandle, scn: Scenario, p: Params): Promise<void> {
+  const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+  try { await serve(scn, p, ws); } catch { /* peer gone */ } finally { hclose(ws); }
+}
+
 export const impl: Impl = {
   async server(scn, p) {
     const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0), 4096);
     const b = bundle();
+    const parks = scn === "fanout" || scn === "idle";
     void (async () => {
-      for await (const s of tcpIncoming(ls)) {
-        bundleGo(b, async () => {
-          const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
-          try {
-            // Idle and fan-out connections are parked right here: one async frame per connection.
-            if (scn === "fanout" || scn === "idle") {
-              clients.add(ws);
-              try { for await (const _ of wsMessages(ws)) { /* idle */ } } finally { clients.delete(ws); }
-            } else await serve(scn, p, ws);
-          } catch { /* peer gone */ } finally { hclose(ws); }
-        });
-      }
+      for await (const s of tcpIncoming(ls)) bundleGo(b, parks ? () => hold(s) : () => answer(s, scn, p));
     })();
     return ipaddrPort(tcpLocalAddr(ls));
   },
