@@ -23,16 +23,21 @@ async function serve(scn: Scenario, p: Params, ws: WsHandle): Promise<void> {
   }
 }
 
+/** The server's side of a connection's handshake. */
+function attach(s: TcpHandle): ReturnType<typeof wsAttachServer> {
+  return wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+}
+
 /**
- * An idle or fan-out connection: parked in a receive until the peer closes
- * (which ends the loop with EPIPE). A function of its own, as a server that
- * only holds connections would be written: a parked coroutine keeps its
- * whole async frame.
+ * An idle or fan-out connection: parked in a receive until the peer goes
+ * (EPIPE after its close frame, ECONNRESET if it just closes the socket).
+ * A function of its own, as a server that only holds connections would be
+ * written: a parked coroutine keeps its whole async frame.
  */
 async function hold(s: TcpHandle): Promise<void> {
-  const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+  const { ws } = await attach(s);
   clients.add(ws);
-  try { for (;;) await wsRecv(ws, -1); } catch { /* the peer closed */ } finally {
+  try { for (;;) await wsRecv(ws, -1); } catch { /* the peer went */ } finally {
     clients.delete(ws);
     hclose(ws);
   }
@@ -40,7 +45,7 @@ async function hold(s: TcpHandle): Promise<void> {
 
 /** A connection of the ping-pong, upload, download or handshake scenario. */
 async function answer(s: TcpHandle, scn: Scenario, p: Params): Promise<void> {
-  const { ws } = await wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+  const { ws } = await attach(s);
   try { await serve(scn, p, ws); } catch { /* peer gone */ } finally { hclose(ws); }
 }
 
