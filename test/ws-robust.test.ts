@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import {
   DillError, hclose, ipaddrLocal, ipaddrPort, ipcPair, now, tcpAccept, tcpClose, tcpConnect, tcpFromSocket, tcpListen, tcpLocalAddr,
-  wsAttachClient, wsAttachServer, wsDetach, wsDone, wsMessages, wsPing, wsRecv, wsSend, wsSendl, WS_BINARY, WS_NOHTTP,
+  msend, wsAttachClient, wsAttachServer, wsDetach, wsDone, wsMessages, wsPing, wsRecv, wsSend, wsSendl, WS_BINARY, WS_NOHTTP,
   WS_TEXT, type TcpHandle, type TcpListener, type WsHandle,
 } from "../lib/index";
 import { createServer, connect, type Socket } from "node:net";
@@ -295,6 +295,46 @@ describe("many small fragments", () => {
     }
     hclose(ls);
   });
+});
+
+describe("the caller's buffer", () => {
+  // A resolved send has copied the payload: overwriting the caller's buffer
+  // afterwards must not change what the peer receives, whether the send
+  // went at once or first waited for room behind a full queue.
+  it("may be overwritten once wsSend, wsSendl or msend has resolved, in both directions and at every size", async () => {
+    const [ls, port] = await listener();
+    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+    const sv = await tcpAccept(ls, T());
+    const big = { maxMessageSize: 2 << 20 };
+    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T(), big), wsAttachServer(sv, WS_BINARY, T(), big)]);
+    try {
+      // Under the pooled size, pooled, and a size whose 20 copies overrun the 4 MiB queue bound.
+      for (const size of [100, 70_000, (1 << 20) + 5]) {
+        const N = 20;
+        for (const [from, to] of [[r.ws, ws], [ws, r.ws]] as const) {
+          const buf = Buffer.alloc(size);
+          const half = size >> 1;
+          const sending = (async () => {
+            for (let i = 0; i < N; i++) {
+              buf.fill(i + 1);
+              const kind = i % 3;
+              if (kind === 0) await wsSend(from, WS_BINARY, buf, now() + 30_000);
+              else if (kind === 1) await wsSendl(from, WS_BINARY, [buf.subarray(0, half), buf.subarray(half)], now() + 30_000);
+              else await msend(from, buf, now() + 30_000);
+              buf.fill(0xee); // the caller reuses its buffer at once
+            }
+          })();
+          for (let i = 0; i < N; i++) {
+            if (i % 4 === 0) await new Promise((res) => setTimeout(res, 10)); // a slow reader: the queue fills
+            const m = await wsRecv(to, now() + 30_000);
+            expect(m.data.length).toBe(size);
+            if (!m.data.equals(Buffer.alloc(size, i + 1))) expect(`${size} B message ${i} changed after its send resolved`).toBe("intact");
+          }
+          await sending;
+        }
+      }
+    } finally { hclose(ws); hclose(r.ws); hclose(ls); }
+  }, 60_000);
 });
 
 describe("large frames reuse their buffers only once written", () => {
