@@ -34,6 +34,16 @@ async function listener(): Promise<[TcpListener, number]> {
   return [ls, ipaddrPort(tcpLocalAddr(ls))];
 }
 
+/** A WebSocket over loopback TCP: client handle, server handle, and the listener to close. */
+async function tcpWsPair(maxMessageSize?: number): Promise<{ ls: TcpListener; ws: WsHandle; sws: WsHandle }> {
+  const [ls, port] = await listener();
+  const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
+  const sv = await tcpAccept(ls, T());
+  const o = maxMessageSize === undefined ? undefined : { maxMessageSize };
+  const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T(), o), wsAttachServer(sv, WS_BINARY, T(), o)]);
+  return { ls, ws, sws: r.ws };
+}
+
 /** A raw client on a fresh listener: its accepted server-side handle, before any handshake. */
 async function rawPeer(): Promise<{ ls: TcpListener; peer: RawPeer; sv: TcpHandle }> {
   const [ls, port] = await listener();
@@ -302,16 +312,12 @@ describe("the caller's buffer", () => {
   // afterwards must not change what the peer receives, whether the send
   // went at once or first waited for room behind a full queue.
   it("may be overwritten once wsSend, wsSendl or msend has resolved, in both directions and at every size", async () => {
-    const [ls, port] = await listener();
-    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
-    const sv = await tcpAccept(ls, T());
-    const big = { maxMessageSize: 2 << 20 };
-    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T(), big), wsAttachServer(sv, WS_BINARY, T(), big)]);
+    const { ls, ws, sws } = await tcpWsPair(2 << 20);
     try {
       // Under the pooled size, pooled, and a size whose 20 copies overrun the 4 MiB queue bound.
       for (const size of [100, 70_000, (1 << 20) + 5]) {
         const N = 20;
-        for (const [from, to] of [[r.ws, ws], [ws, r.ws]] as const) {
+        for (const [from, to] of [[sws, ws], [ws, sws]] as const) {
           const buf = Buffer.alloc(size);
           const half = size >> 1;
           const sending = (async () => {
@@ -333,21 +339,18 @@ describe("the caller's buffer", () => {
           await sending;
         }
       }
-    } finally { hclose(ws); hclose(r.ws); hclose(ls); }
+    } finally { hclose(ws); hclose(sws); hclose(ls); }
   }, 60_000);
 });
 
 describe("large frames reuse their buffers only once written", () => {
   it("40 distinct 256 KiB messages to a slow reader all arrive intact", async () => {
-    const [ls, port] = await listener();
-    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
-    const sv = await tcpAccept(ls, T());
-    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T()), wsAttachServer(sv, WS_BINARY, T())]);
+    const { ls, ws, sws } = await tcpWsPair();
     const size = 256 * 1024;
     const make = (i: number): Buffer => { const b = Buffer.alloc(size); for (let k = 0; k < size; k += 997) b[k] = (i * 31 + k) & 0xff; b.writeUInt32BE(i, 0); return b; };
     // Both directions: the client masks into pooled frames, the server copies into them.
     const sending = (async () => {
-      for (let i = 0; i < 40; i++) await wsSend(r.ws, WS_BINARY, make(i), now() + 30000);
+      for (let i = 0; i < 40; i++) await wsSend(sws, WS_BINARY, make(i), now() + 30000);
       for (let i = 0; i < 40; i++) await wsSend(ws, WS_BINARY, make(100 + i), now() + 30000);
     })();
     for (let i = 0; i < 40; i++) {
@@ -357,23 +360,20 @@ describe("large frames reuse their buffers only once written", () => {
     }
     for (let i = 0; i < 40; i++) {
       if (i % 8 === 0) await new Promise((res) => setTimeout(res, 20));
-      const m = await wsRecv(r.ws, now() + 30000);
+      const m = await wsRecv(sws, now() + 30000);
       expect(m.data.equals(make(100 + i))).toBe(true);
     }
     await sending;
-    hclose(ws); hclose(r.ws); hclose(ls);
+    hclose(ws); hclose(sws); hclose(ls);
   });
 
   it("pooled and unpooled frames of mixed sizes, queued together, all arrive intact", async () => {
-    const [ls, port] = await listener();
-    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
-    const sv = await tcpAccept(ls, T());
-    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T()), wsAttachServer(sv, WS_BINARY, T())]);
+    const { ls, ws, sws } = await tcpWsPair();
     // Below, at and above the pooled size (4 KiB), in an order that mixes them within one write batch.
     const sizes = [100, 4096, 70000, 3, 5000, 16384, 4095, 131072, 9000, 60];
     const make = (i: number): Buffer => Buffer.from(pseudoRandom(sizes[i % sizes.length]!, i + 1));
     const N = 300;
-    for (const [from, to] of [[r.ws, ws], [ws, r.ws]] as const) {
+    for (const [from, to] of [[sws, ws], [ws, sws]] as const) {
       const sending = (async () => { for (let i = 0; i < N; i++) await wsSend(from, WS_BINARY, make(i), now() + 30000); })();
       for (let i = 0; i < N; i++) {
         if (i % 50 === 0) await new Promise((res) => setTimeout(res, 10)); // let the queue fill
@@ -382,22 +382,18 @@ describe("large frames reuse their buffers only once written", () => {
       }
       await sending;
     }
-    hclose(ws); hclose(r.ws); hclose(ls);
+    hclose(ws); hclose(sws); hclose(ls);
   });
 
   it("frames just under, at and just over each pool class (a power of two plus 16 bytes) arrive intact, reused while others are queued", async () => {
-    const [ls, port] = await listener();
-    const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
-    const sv = await tcpAccept(ls, T());
-    const big = { maxMessageSize: 8 << 20 };
-    const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T(), big), wsAttachServer(sv, WS_BINARY, T(), big)]);
+    const { ls, ws, sws } = await tcpWsPair(8 << 20);
     // Frame = payload + header (server 4 or 10 bytes, client 8 or 14): these payloads put
     // frames on both sides of 2^s + 16 for either end.
     const sizes: number[] = [];
     for (const p of [12, 14, 16, 17, 20, 22]) for (const d of [-2, 0, 2, 6, 7, 8, 12, 13]) sizes.push((1 << p) + d);
     const make = (i: number): Buffer => Buffer.from(pseudoRandom(sizes[i % sizes.length]!, 7 * i + 3));
     const N = 3 * sizes.length; // three rounds: later frames land in buffers released by earlier ones
-    for (const [from, to] of [[r.ws, ws], [ws, r.ws]] as const) {
+    for (const [from, to] of [[sws, ws], [ws, sws]] as const) {
       const sending = (async () => { for (let i = 0; i < N; i++) await wsSend(from, WS_BINARY, make(i), now() + 30000); })();
       for (let i = 0; i < N; i++) {
         if (i % 20 === 0) await new Promise((res) => setTimeout(res, 10)); // let the queue fill
@@ -406,7 +402,7 @@ describe("large frames reuse their buffers only once written", () => {
       }
       await sending;
     }
-    hclose(ws); hclose(r.ws); hclose(ls);
+    hclose(ws); hclose(sws); hclose(ls);
   });
 });
 
