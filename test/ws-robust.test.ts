@@ -308,30 +308,47 @@ describe("many small fragments", () => {
 });
 
 describe("the caller's buffer", () => {
+  /** Awaits a send; true if it had to wait (it was not settled one microtask later). */
+  async function waited(p: Promise<void>): Promise<boolean> {
+    let settled = false;
+    void p.then(() => { settled = true; }, () => undefined);
+    await null;
+    const w = !settled;
+    await p;
+    return w;
+  }
+
   // A resolved send has copied the payload: overwriting the caller's buffer
   // afterwards must not change what the peer receives, whether the send
   // went at once or first waited for room behind a full queue.
   it("may be overwritten once wsSend, wsSendl or msend has resolved, in both directions and at every size", async () => {
     const { ls, ws, sws } = await tcpWsPair(2 << 20);
     try {
-      // Under the pooled size, pooled, and a size whose 20 copies overrun the 4 MiB queue bound.
+      // Under the pooled size, pooled, and a size whose 20 copies cannot all fit
+      // in the kernel's buffers and the 4 MiB queue, so some sends must wait.
       for (const size of [100, 70_000, (1 << 20) + 5]) {
         const N = 20;
         for (const [from, to] of [[sws, ws], [ws, sws]] as const) {
           const buf = Buffer.alloc(size);
           const half = size >> 1;
+          let waits = 0;
           const sending = (async () => {
             for (let i = 0; i < N; i++) {
               buf.fill(i + 1);
               const kind = i % 3;
-              if (kind === 0) await wsSend(from, WS_BINARY, buf, now() + 30_000);
-              else if (kind === 1) await wsSendl(from, WS_BINARY, [buf.subarray(0, half), buf.subarray(half)], now() + 30_000);
-              else await msend(from, buf, now() + 30_000);
+              const p = kind === 0 ? wsSend(from, WS_BINARY, buf, now() + 30_000)
+                : kind === 1 ? wsSendl(from, WS_BINARY, [buf.subarray(0, half), buf.subarray(half)], now() + 30_000)
+                : msend(from, buf, now() + 30_000);
+              if (await waited(p)) waits++;
               buf.fill(0xee); // the caller reuses its buffer at once
             }
           })();
+          if (size > 1 << 20) {
+            // Read nothing until a send is waiting for room (bounded: 5 s).
+            for (let k = 0; k < 1000 && waits === 0; k++) await new Promise((res) => setTimeout(res, 5));
+            expect(waits).toBeGreaterThan(0);
+          }
           for (let i = 0; i < N; i++) {
-            if (i % 4 === 0) await new Promise((res) => setTimeout(res, 10)); // a slow reader: the queue fills
             const m = await wsRecv(to, now() + 30_000);
             expect(m.data.length).toBe(size);
             if (!m.data.equals(Buffer.alloc(size, i + 1))) expect(`${size} B message ${i} changed after its send resolved`).toBe("intact");
