@@ -17,7 +17,11 @@ const cold = args.includes("--cold");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
 const worker = fileURLToPath(new URL("./worker.ts", import.meta.url));
 
-interface Case { name: string; scn: Scenario; p: Params; higherIsBetter: boolean }
+interface Case {
+  name: string; scn: Scenario; p: Params; higherIsBetter: boolean;
+  /** The idle scenario's second row: the server's RSS per connection (reported, not a target). */
+  rssName?: string;
+}
 const q = (full: number, small: number): number => (quick ? small : full);
 // Counts are sized so that a timed pass of the faster implementations lasts
 // about a second (they were 0.2-0.6 s). A connection's rate ramps up over
@@ -32,7 +36,7 @@ const cases: Case[] = [
   { name: "download 16 KiB", scn: "download", p: { size: 16384, count: q(160000, 200), conns: 1 }, higherIsBetter: true },
   { name: "download 1 MiB", scn: "download", p: { size: 1 << 20, count: q(3200, 5), conns: 1 }, higherIsBetter: true },
   { name: "handshakes", scn: "handshake", p: { size: 0, count: q(12000, 40), conns: 8 }, higherIsBetter: true },
-  { name: "idle conns: heap/conn", scn: "idle", p: { size: 0, count: 0, conns: q(10000, 50) }, higherIsBetter: false },
+  { name: "idle conns: heap/conn", scn: "idle", p: { size: 0, count: 0, conns: q(10000, 50) }, higherIsBetter: false, rssName: "idle conns: RSS/conn" },
   { name: "fan-out 1000 clients", scn: "fanout", p: { size: 64, count: q(200, 5), conns: q(1000, 20) }, higherIsBetter: true },
 ];
 const impls = ["dillws", "ws", "ws+bufferutil", "raw"] as const;
@@ -60,21 +64,22 @@ function start(role: string, impl: ImplName, c: Case, port?: number): { proc: Ch
   return { proc, next };
 }
 
-async function once(impl: ImplName, c: Case): Promise<number> {
+/** One timed pass: its figure, and for idle connections the RSS per connection too. */
+async function once(impl: ImplName, c: Case): Promise<{ value: number; rss?: number }> {
   const srv = start("server", impl, c);
   try {
     const port = Number(await srv.next("PORT"));
     if (c.scn === "idle") {
       srv.proc.stdin!.write("mem\n");
-      const m0 = JSON.parse(await srv.next("MEM")) as { heap: number };
+      const m0 = JSON.parse(await srv.next("MEM")) as { heap: number; rss: number };
       const cl = start("client", impl, c, port);
       await cl.next("READY");
       await new Promise((r) => setTimeout(r, 500));
       srv.proc.stdin!.write("mem\n");
-      const m1 = JSON.parse(await srv.next("MEM")) as { heap: number };
+      const m1 = JSON.parse(await srv.next("MEM")) as { heap: number; rss: number };
       cl.proc.stdin!.write("go\n");
       await cl.next("RESULT");
-      return (m1.heap - m0.heap) / c.p.conns;
+      return { value: (m1.heap - m0.heap) / c.p.conns, rss: (m1.rss - m0.rss) / c.p.conns };
     }
     const cl = start("client", impl, c, port);
     if (c.scn === "fanout") {
@@ -82,7 +87,7 @@ async function once(impl: ImplName, c: Case): Promise<number> {
       srv.proc.stdin!.write("go\n");
     }
     const r = JSON.parse(await cl.next("RESULT")) as { value: number };
-    return r.value;
+    return { value: r.value };
   } finally {
     srv.proc.stdin!.write("exit\n");
     srv.proc.kill();
@@ -94,22 +99,30 @@ const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - 
 const results: Record<string, Record<string, number[]>> = {};
 const rows: string[][] = [];
 const fmt = (x: number): string => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(1));
+/** Adds the table row of one figure: medians, and ratios where > 1 means dillws is better. */
+function addRow(name: string, c: Case): void {
+  const m = Object.fromEntries(impls.map((i) => [i, median(results[name]![i]!)])) as Record<ImplName, number>;
+  const ratio = (other: number): string => (c.higherIsBetter ? m.dillws / other : other / m.dillws).toFixed(2) + "x";
+  const unit = c.scn === "idle" ? "bytes" : c.scn === "pingpong" ? "rt/s" : c.scn === "handshake" ? "hs/s" : c.scn === "fanout" ? "msg/s" : "MB/s";
+  rows.push([name, unit, fmt(m.dillws), fmt(m.ws), fmt(m["ws+bufferutil"]), fmt(m.raw), ratio(m.ws), ratio(m["ws+bufferutil"]), c.scn === "handshake" || c.scn === "idle" ? "-" : ratio(m.raw)]);
+}
+
 for (const c of cases) {
   if (only !== null && !only.includes(c.scn)) continue;
   results[c.name] = {};
+  if (c.rssName !== undefined) results[c.rssName] = {};
   for (let r = 0; r < repeats; r++) {
     // The order rotates with each repeat, so no implementation always runs
     // first (or right after the heaviest one) on a machine whose speed drifts.
     for (let k = 0; k < impls.length; k++) {
       const impl = impls[(k + r) % impls.length]!;
-      (results[c.name]![impl] ??= []).push(await once(impl, c));
+      const f = await once(impl, c);
+      (results[c.name]![impl] ??= []).push(f.value);
+      if (c.rssName !== undefined) (results[c.rssName]![impl] ??= []).push(f.rss!);
     }
   }
-  const m = Object.fromEntries(impls.map((i) => [i, median(results[c.name]![i]!)])) as Record<ImplName, number>;
-  // Ratios > 1 mean dillws is better, whichever way the figure points.
-  const ratio = (other: number): string => (c.higherIsBetter ? m.dillws / other : other / m.dillws).toFixed(2) + "x";
-  const unit = c.scn === "idle" ? "bytes" : c.scn === "pingpong" ? "rt/s" : c.scn === "handshake" ? "hs/s" : c.scn === "fanout" ? "msg/s" : "MB/s";
-  rows.push([c.name, unit, fmt(m.dillws), fmt(m.ws), fmt(m["ws+bufferutil"]), fmt(m.raw), ratio(m.ws), ratio(m["ws+bufferutil"]), c.scn === "handshake" || c.scn === "idle" ? "-" : ratio(m.raw)]);
+  addRow(c.name, c);
+  if (c.rssName !== undefined) addRow(c.rssName, c);
   process.stderr.write(`done: ${c.name}\n`);
 }
 
@@ -120,7 +133,7 @@ const line = (r: string[]): string => r.map((x, i) => (i < 2 ? x.padEnd(widths[i
 const dillwsFrom = measureBuilt() ? "dist/" : "lib/ through tsx";
 const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), quick, repeats, warmup: !cold, dillwsFrom };
 console.log(`dillws benchmark ${machine.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpus} x ${machine.cpu}, medians of ${repeats}, ${cold ? "cold (no warm-up pass)" : "after an untimed warm-up pass"}${quick ? " (quick smoke run)" : ""}, dillws from ${dillwsFrom}`);
-console.log("ratios: > 1.00x means dillws is ahead (for heap/conn: uses less)");
+console.log("ratios: > 1.00x means dillws is ahead (for heap/conn and RSS/conn: uses less)");
 console.log(line(head));
 for (const r of rows) console.log(line(r));
 writeFileSync(fileURLToPath(new URL(quick ? "./results-quick.json" : "./results.json", import.meta.url)), JSON.stringify({ machine, results }, null, 2) + "\n");

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const IMPLS = ["dillws", "ws", "ws+bufferutil", "raw"];
 const SCENARIOS = ["ping-pong 64 B", "upload 64 B", "upload 16 KiB", "upload 1 MiB", "download 64 B", "download 16 KiB",
-  "download 1 MiB", "handshakes", "idle conns: heap/conn", "fan-out 1000 clients"];
+  "download 1 MiB", "handshakes", "idle conns: heap/conn", "idle conns: RSS/conn", "fan-out 1000 clients"];
 
 /** Runs `npm run bench -- <args>` and resolves with its standard output. */
 function runBench(args: readonly string[]): Promise<string> {
