@@ -10,7 +10,7 @@ import { createServer, connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { SMALL_HIGH_WATER, WRITE_HIGH_WATER } from "../lib/stream";
 import { resourceBaseline } from "./helpers/leaks";
-import { pseudoRandom } from "./helpers/foundation";
+import { pseudoRandom, tcpPair, waitFor } from "./helpers/foundation";
 import { rawConnect, rawFrame, upgradeRequest, type RawPeer } from "./helpers/raw";
 
 const leaks = resourceBaseline();
@@ -34,14 +34,12 @@ async function listener(): Promise<[TcpListener, number]> {
   return [ls, ipaddrPort(tcpLocalAddr(ls))];
 }
 
-/** A WebSocket over loopback TCP: client handle, server handle, and the listener to close. */
-async function tcpWsPair(maxMessageSize?: number): Promise<{ ls: TcpListener; ws: WsHandle; sws: WsHandle }> {
-  const [ls, port] = await listener();
-  const c = await tcpConnect(ipaddrLocal("127.0.0.1", port), T());
-  const sv = await tcpAccept(ls, T());
+/** A WebSocket over loopback TCP: the client's handle and the server's. */
+async function tcpWsPair(maxMessageSize?: number): Promise<{ ws: WsHandle; sws: WsHandle }> {
+  const [c, sv] = await tcpPair();
   const o = maxMessageSize === undefined ? undefined : { maxMessageSize };
   const [ws, r] = await Promise.all([wsAttachClient(c, WS_BINARY, "/", "localhost", T(), o), wsAttachServer(sv, WS_BINARY, T(), o)]);
-  return { ls, ws, sws: r.ws };
+  return { ws, sws: r.ws };
 }
 
 /** A raw client on a fresh listener: its accepted server-side handle, before any handshake. */
@@ -322,7 +320,7 @@ describe("the caller's buffer", () => {
   // afterwards must not change what the peer receives, whether the send
   // went at once or first waited for room behind a full queue.
   it("may be overwritten once wsSend, wsSendl or msend has resolved, in both directions and at every size", async () => {
-    const { ls, ws, sws } = await tcpWsPair(2 << 20);
+    const { ws, sws } = await tcpWsPair(2 << 20);
     try {
       // Under the pooled size, pooled, and a size whose 20 copies cannot all fit
       // in the kernel's buffers and the 4 MiB queue, so some sends must wait.
@@ -345,8 +343,7 @@ describe("the caller's buffer", () => {
           })();
           if (size > 1 << 20) {
             // Read nothing until a send is waiting for room (bounded: 5 s).
-            for (let k = 0; k < 1000 && waits === 0; k++) await new Promise((res) => setTimeout(res, 5));
-            expect(waits).toBeGreaterThan(0);
+            expect(await waitFor(() => waits > 0), "a send waited for room").toBe(true);
           }
           for (let i = 0; i < N; i++) {
             const m = await wsRecv(to, now() + 30_000);
@@ -356,13 +353,13 @@ describe("the caller's buffer", () => {
           await sending;
         }
       }
-    } finally { hclose(ws); hclose(sws); hclose(ls); }
+    } finally { hclose(ws); hclose(sws); }
   }, 60_000);
 });
 
 describe("large frames reuse their buffers only once written", () => {
   it("40 distinct 256 KiB messages to a slow reader all arrive intact", async () => {
-    const { ls, ws, sws } = await tcpWsPair();
+    const { ws, sws } = await tcpWsPair();
     const size = 256 * 1024;
     const make = (i: number): Buffer => { const b = Buffer.alloc(size); for (let k = 0; k < size; k += 997) b[k] = (i * 31 + k) & 0xff; b.writeUInt32BE(i, 0); return b; };
     // Both directions: the client masks into pooled frames, the server copies into them.
@@ -381,11 +378,11 @@ describe("large frames reuse their buffers only once written", () => {
       expect(m.data.equals(make(100 + i))).toBe(true);
     }
     await sending;
-    hclose(ws); hclose(sws); hclose(ls);
+    hclose(ws); hclose(sws);
   });
 
   it("pooled and unpooled frames of mixed sizes, queued together, all arrive intact", async () => {
-    const { ls, ws, sws } = await tcpWsPair();
+    const { ws, sws } = await tcpWsPair();
     // Below, at and above the pooled size (4 KiB), in an order that mixes them within one write batch.
     const sizes = [100, 4096, 70000, 3, 5000, 16384, 4095, 131072, 9000, 60];
     const make = (i: number): Buffer => Buffer.from(pseudoRandom(sizes[i % sizes.length]!, i + 1));
@@ -399,11 +396,11 @@ describe("large frames reuse their buffers only once written", () => {
       }
       await sending;
     }
-    hclose(ws); hclose(sws); hclose(ls);
+    hclose(ws); hclose(sws);
   });
 
   it("frames just under, at and just over each pool class (a power of two plus 16 bytes) arrive intact, reused while others are queued", async () => {
-    const { ls, ws, sws } = await tcpWsPair(8 << 20);
+    const { ws, sws } = await tcpWsPair(8 << 20);
     // Frame = payload + header (server 4 or 10 bytes, client 8 or 14): these payloads put
     // frames on both sides of 2^s + 16 for either end.
     const sizes: number[] = [];
@@ -419,7 +416,7 @@ describe("large frames reuse their buffers only once written", () => {
       }
       await sending;
     }
-    hclose(ws); hclose(sws); hclose(ls);
+    hclose(ws); hclose(sws);
   });
 });
 
