@@ -1,22 +1,22 @@
 // dillws: libdill-style handles, absolute deadlines and errno errors for Node.js.
-export { now } from "./time";
-export { msleep, type CallOptions } from "./wait";
-export { DillError, type ErrorCode } from "./errors";
+export { now } from "./runtime/time";
+export { msleep, type CallOptions } from "./runtime/wait";
+export { DillError, type ErrorCode } from "./runtime/errors";
 export {
   hclose,
   type Handle, type TcpHandle, type IpcHandle, type TcpListener, type IpcListener, type ByteHandle,
   type WsHandle, type MsgHandle, type CoHandle, type BundleHandle,
-} from "./handles";
-export { go, bundle, bundleGo, bundleWait, type CoroutineFn } from "./coroutine";
+} from "./runtime/handles";
+export { go, bundle, bundleGo, bundleWait, type CoroutineFn } from "./runtime/coroutine";
 export {
   IpAddr, IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6,
   ipaddrLocal, ipaddrRemote, ipaddrPort, ipaddrStr,
-} from "./ipaddr";
+} from "./net/ipaddr";
 export {
   tcpListen, tcpAccept, tcpConnect, tcpLocalAddr, tcpRemoteAddr, tcpDone, tcpClose, tcpIncoming, tcpFromSocket,
-} from "./tcp";
-export { ipcListen, ipcAccept, ipcConnect, ipcDone, ipcClose, ipcIncoming, ipcPair } from "./ipc";
-export { bsend, bsendl, brecv } from "./bytes";
+} from "./net/tcp";
+export { ipcListen, ipcAccept, ipcConnect, ipcDone, ipcClose, ipcIncoming, ipcPair } from "./net/ipc";
+export { bsend, bsendl, brecv } from "./net/bytes";
 export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/conn";
 export {
   wsAttachClient, wsAttachServer,

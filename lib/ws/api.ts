@@ -1,10 +1,10 @@
 import { isUtf8 } from "node:buffer";
-import { DillError } from "../errors";
-import { lookup, register, unregister, type ByteHandle, type HandleObject, type MsgHandle, type WsHandle } from "../handles";
-import type { CallOptions } from "../wait";
-import { acceptFor, makeRequestKey } from "./handshake";
+import { DillError } from "../runtime/errors";
+import { lookup, register, unregister, type ByteHandle, type HandleObject, type MsgHandle, type WsHandle } from "../runtime/handles";
+import type { CallOptions } from "../runtime/wait";
+import { acceptFor, makeRequestKey } from "./core/handshake";
 import { END, toBuffer, WS_BINARY, WS_TEXT, WsConn, type Iteration, type WsMessage } from "./conn";
-import { OP_BINARY, OP_TEXT } from "./frame";
+import { OP_BINARY, OP_TEXT } from "./core/frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
 

@@ -1,15 +1,15 @@
-import { DillError } from "../errors";
-import { lookup, register, unregister, type ByteHandle, type WsHandle } from "../handles";
-import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, safeHeader, type Head, type HeadLimits } from "../http";
-import { isByteStream, type ByteStream } from "../stream";
-import { block, checkCancelled, type CallOptions } from "../wait";
+import { DillError } from "../runtime/errors";
+import { lookup, register, unregister, type ByteHandle, type WsHandle } from "../runtime/handles";
+import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, safeHeader, type Head, type HeadLimits } from "../http/head";
+import { isByteStream, type ByteStream } from "../net/stream";
+import { block, checkCancelled, type CallOptions } from "../runtime/wait";
 import { DEFAULT_MAX_MESSAGE, WS_NOHTTP, WS_TEXT, WsConn } from "./conn";
 import {
   acceptFor, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest, checkResponse,
   HandshakeError, makeRequestKey, selectProtocol, type WsRequest,
-} from "./handshake";
+} from "./core/handshake";
 
-export type { WsRequest } from "./handshake";
+export type { WsRequest } from "./core/handshake";
 
 /** What `check` may answer to refuse a handshake. */
 export interface WsRefusal { status: number; headers?: Record<string, string>; body?: string }

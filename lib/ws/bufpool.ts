@@ -4,7 +4,7 @@
 // header, so a 16 KiB message's frame takes 16 KiB, not 32. Each class keeps
 // what a full send queue (WRITE_HIGH_WATER) holds of it, or one buffer; all
 // classes together keep at most TOTAL_BYTES. Anything else is left to the GC.
-import { WRITE_HIGH_WATER } from "../stream";
+import { WRITE_HIGH_WATER } from "../net/stream";
 
 const MIN_SHIFT = 12;
 const MAX_SHIFT = 22;

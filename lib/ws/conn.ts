@@ -1,19 +1,19 @@
 import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
-import { DillError, eventError } from "../errors";
-import type { HandleObject } from "../handles";
-import { unitSize, type ByteStream, type Readable } from "../stream";
-import { block, checkCancelled, wait, Wait, type CallOptions } from "../wait";
-import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./close";
-import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./errors";
+import { DillError, eventError } from "../runtime/errors";
+import type { HandleObject } from "../runtime/handles";
+import { unitSize, type ByteStream, type Readable } from "../net/stream";
+import { block, checkCancelled, wait, Wait, type CallOptions } from "../runtime/wait";
+import { closeCodeValid, decodeClose, encodeClose, MAX_REASON } from "./core/close";
+import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./core/errors";
 import {
   decodeHeader, encodeHeader, encodedHeaderLength, isControl, newHeader,
   MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-} from "./frame";
+} from "./core/frame";
 import { POOLED_MIN, release, take } from "./bufpool";
-import { applyMask, copyMasked, copyWithKey, drawMask, maskWithKey } from "./mask";
-import { Utf8Validator } from "./utf8";
-import { Fifo } from "../fifo";
+import { applyMask, copyMasked, copyWithKey, drawMask, maskWithKey } from "./core/mask";
+import { Utf8Validator } from "./core/utf8";
+import { Fifo } from "../runtime/fifo";
 
 export const WS_BINARY = 0;
 export const WS_TEXT = 1;

@@ -1,4 +1,4 @@
-// The client side of test/load.test.ts, run in a child process so that each
+// The client side of test/system/load.test.ts, run in a child process so that each
 // process needs only one descriptor per connection:
 //   node --import tsx test/helpers/load-client.ts <port> <conns>
 // Talks to the test by lines: prints READY, waits for GO, prints EXCHANGED,

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A WebSocket client built on Python's `websockets` (legacy asyncio API, 10.x),
-used by test/interop-python.test.ts as a peer nobody here wrote.
+used by test/interop/python.test.ts as a peer nobody here wrote.
 
 Usage: py_client.py URL [CONFIG_JSON]
 CONFIG_JSON keys (all optional):

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A WebSocket server built on Python's `websockets` (legacy asyncio API, 10.x),
-used by test/interop-python.test.ts as a peer nobody here wrote.
+used by test/interop/python.test.ts as a peer nobody here wrote.
 
 Listens on 127.0.0.1 (port 0), prints one JSON line per event on stdout:
   {"event": "listening", "port": N, "version": "10.4"}

@@ -1,0 +1,62 @@
+// The benchmark's smoke pass (`npm run bench -- --quick`): every implementation
+// and scenario runs to the end and reports. Figures are printed, never judged
+// here: timing belongs to `npm run bench`, not to a pass/fail test.
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const IMPLS = ["dillws", "ws", "ws+bufferutil", "raw"];
+const SCENARIOS = ["ping-pong 64 B", "upload 64 B", "upload 16 KiB", "upload 1 MiB", "download 64 B", "download 16 KiB",
+  "download 1 MiB", "handshakes", "idle conns: heap/conn", "idle conns: RSS/conn", "fan-out 1000 clients"];
+
+/** Runs `npm run bench -- <args>` and resolves with its standard output. */
+function runBench(args: readonly string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    execFile("npm", ["run", "--silent", "bench", "--", ...args], { cwd: root, timeout: 240000, maxBuffer: 1 << 22 },
+      (err, stdout, stderr) => (err !== null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+}
+
+describe("npm run bench -- --quick", () => {
+  it("builds the package, runs every scenario for every implementation, prints the table and writes the JSON", async () => {
+    const out = await runBench(["--quick"]);
+    const lines = out.trim().split("\n");
+    expect(lines[0]).toMatch(/^dillws benchmark .*Node v\d+.*after an untimed warm-up pass.*quick smoke run.*dillws from dist\//);
+    for (const name of SCENARIOS) {
+      const row = lines.find((l) => l.startsWith(name));
+      expect(row, name).toBeDefined();
+      // Four figures, then three ratios (two for handshakes and idle, which have no raw-TCP counterpart).
+      const ratios = row!.match(/\d+\.\d\dx/g) ?? [];
+      expect(ratios.length, name).toBe(name === "handshakes" || name.startsWith("idle") ? 2 : 3);
+    }
+    const json = JSON.parse(readFileSync(`${root}/bench/results-quick.json`, "utf8")) as {
+      machine: { node: string; cpus: number; quick: boolean; warmup: boolean; dillwsFrom: string };
+      results: Record<string, Record<string, number[]>>;
+    };
+    expect(json.machine).toMatchObject({ node: process.version, quick: true, warmup: true, dillwsFrom: "dist/" });
+    expect(Object.keys(json.results)).toEqual(SCENARIOS);
+    for (const name of SCENARIOS) {
+      expect(Object.keys(json.results[name]!).sort(), name).toEqual([...IMPLS].sort());
+      for (const impl of IMPLS) {
+        const v = json.results[name]![impl]!;
+        expect(v.length).toBe(1);
+        // Rates must be positive; a heap difference over the quick pass's 50 idle
+        // connections is within GC noise and may come out below zero.
+        const ok = Number.isFinite(v[0]) && (name.startsWith("idle") || v[0]! > 0);
+        expect(ok, `${name} ${impl}: ${v[0]}`).toBe(true);
+      }
+    }
+  }, 300000);
+
+  it("--cold skips the warm-up pass and says so, in the table and the JSON", async () => {
+    const out = await runBench(["--quick", "--cold", "--only", "handshake"]);
+    expect(out.trim().split("\n")[0]).toMatch(/cold \(no warm-up pass\)/);
+    const json = JSON.parse(readFileSync(`${root}/bench/results-quick.json`, "utf8")) as {
+      machine: { warmup: boolean }; results: Record<string, Record<string, number[]>>;
+    };
+    expect(json.machine.warmup).toBe(false);
+    expect(Object.keys(json.results)).toEqual(["handshakes"]);
+  }, 300000);
+});
