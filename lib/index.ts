@@ -17,7 +17,7 @@ export {
 } from "./net/tcp";
 export { ipcListen, ipcAccept, ipcConnect, ipcDone, ipcClose, ipcIncoming, ipcPair } from "./net/ipc";
 export { bsend, bsendl, brecv } from "./net/bytes";
-export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/conn";
+export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/message";
 export {
   wsAttachClient, wsAttachServer,
   type WsAttachClientOptions, type WsAttachServerOptions, type WsAttachServerResult, type WsRefusal, type WsRequest, type WsVerdict,

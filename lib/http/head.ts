@@ -2,6 +2,12 @@
  * HTTP/1.1 message heads (request or status line plus header fields), parsed
  * from bytes with explicit limits. Pure: no I/O.
  */
+import { STATUS_CODES } from "node:http"; // the reason-phrase table only
+
+/** The standard reason phrase of an HTTP status ("Error" for an unknown one). */
+export function reasonPhrase(status: number): string {
+  return STATUS_CODES[status] ?? "Error";
+}
 
 export interface HeadLimits {
   /** Largest head in bytes, CRLFCRLF included. */

@@ -3,7 +3,9 @@ import { DillError } from "../runtime/errors";
 import { lookup, register, unregister, type ByteHandle, type HandleObject, type MsgHandle, type WsHandle } from "../runtime/handles";
 import type { CallOptions } from "../runtime/wait";
 import { acceptFor, makeRequestKey } from "./core/handshake";
-import { END, toBuffer, WS_BINARY, WS_TEXT, WsConn, type Iteration, type WsMessage } from "./conn";
+import { WsConn } from "./conn";
+import { toBuffer, WS_BINARY, WS_TEXT, type WsMessage } from "./message";
+import { END, type Iteration } from "./receiver";
 import { OP_BINARY, OP_TEXT } from "./core/frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;

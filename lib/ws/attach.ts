@@ -3,7 +3,8 @@ import { lookup, register, unregister, type ByteHandle, type WsHandle } from "..
 import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, safeHeader, type Head, type HeadLimits } from "../http/head";
 import { isByteStream, type ByteStream } from "../net/stream";
 import { block, checkCancelled, type CallOptions } from "../runtime/wait";
-import { DEFAULT_MAX_MESSAGE, WS_NOHTTP, WS_TEXT, WsConn } from "./conn";
+import { WsConn } from "./conn";
+import { DEFAULT_MAX_MESSAGE, WS_NOHTTP, WS_TEXT } from "./message";
 import {
   acceptFor, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest, checkResponse,
   HandshakeError, makeRequestKey, selectProtocol, type WsRequest,

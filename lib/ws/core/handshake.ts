@@ -1,6 +1,5 @@
 import * as crypto from "node:crypto";
-import { STATUS_CODES } from "node:http";
-import { hasToken, headerValue, listItems, safeHeader, type Head } from "../../http/head";
+import { hasToken, headerValue, listItems, reasonPhrase, safeHeader, type Head } from "../../http/head";
 import { drawRandom } from "./random";
 
 /** The GUID RFC 6455 appends to Sec-WebSocket-Key. */
@@ -154,8 +153,8 @@ export function buildResponse(accept: string, protocol: string | null, headers: 
 
 /** A refusal: status line, headers, a short body, and Connection: close. */
 export function buildRefusal(status: number, headers: Readonly<Record<string, string>> = {}, body?: string): string {
-  const text = body ?? `${STATUS_CODES[status] ?? "Error"}\n`;
-  let s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+  const text = body ?? `${reasonPhrase(status)}\n`;
+  let s = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(text)}\r\n`;
   if (status === 426) s += "Sec-WebSocket-Version: 13\r\n";
   for (const [n, v] of Object.entries(headers)) if (safeHeader(n, String(v))) s += `${n}: ${v}\r\n`;

@@ -4,32 +4,10 @@
 // and a SIMD pass still beat a JavaScript word loop from 512 bytes on, by
 // about 1.5x at 1 KiB, 3x at 4 KiB and 6x from 16 KiB up.
 //
-// The module, hand-assembled (no build step, no native addon):
-//
-//   (module
-//     (memory (export "mem") 2)                    ;; 128 KiB: one block
-//     (func (export "mask") (param $len i32) (param $key i32)
-//       (local $i i32) (local $end i32) (local $k v128)
-//       (local.set $k (i32x4.splat (local.get $key)))
-//       (local.set $end (i32.and (local.get $len) (i32.const -64)))
-//       (block (loop                                ;; 64 bytes at a time: a quarter of the loop's own work
-//         (br_if 1 (i32.ge_u (local.get $i) (local.get $end)))
-//         (v128.store offset=0 (local.get $i) (v128.xor (v128.load offset=0 (local.get $i)) (local.get $k)))
-//         ... the same at offsets 16, 32 and 48
-//         (local.set $i (i32.add (local.get $i) (i32.const 64)))
-//         (br 0)))
-//       (local.set $end (i32.and (local.get $len) (i32.const -16)))
-//       (block (loop                                ;; then 16 bytes at a time
-//         (br_if 1 (i32.ge_u (local.get $i) (local.get $end)))
-//         (v128.store (local.get $i) (v128.xor (v128.load (local.get $i)) (local.get $k)))
-//         (local.set $i (i32.add (local.get $i) (i32.const 16)))
-//         (br 0)))
-//       (block (loop                                ;; the last 0..15 bytes
-//         (br_if 1 (i32.ge_u (local.get $i) (local.get $len)))
-//         (i32.store8 (local.get $i) (i32.xor (i32.load8_u (local.get $i))
-//           (i32.shr_u (local.get $key) (i32.shl (i32.and (local.get $i) (i32.const 3)) (i32.const 3)))))
-//         (local.set $i (i32.add (local.get $i) (i32.const 1)))
-//         (br 0)))))
+// The module's source is mask.wat beside this file; the bytes below are its
+// assembly (no build step, no native addon), and a test assembles mask.wat
+// with wabt and checks that they are the same. Change the .wat first, then
+// these bytes, until the test passes.
 //
 // The key word is little-endian: its low byte masks offset 0 of the block.
 
@@ -66,7 +44,8 @@ const BODY = [
 const uleb = (n: number): number[] => (n < 0x80 ? [n] : [(n & 0x7f) | 0x80, ...uleb(n >>> 7)]);
 const section = (id: number, bytes: readonly number[]): number[] => [id, ...uleb(bytes.length), ...bytes];
 
-const MODULE = Uint8Array.from([
+/** The assembled module: exactly what wabt makes of mask.wat (checked by the tests). */
+export const SIMD_MODULE = Uint8Array.from([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, //                 "\0asm", version 1
   ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x00]), //             type 0: (i32, i32) -> ()
   ...section(3, [0x01, 0x00]), //                                      func 0 has type 0
@@ -97,7 +76,7 @@ export function loadSimdMasker(): SimdMasker | null {
   const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
   if (wasm === undefined) return null;
   try {
-    const { exports } = new wasm.Instance(new wasm.Module(MODULE));
+    const { exports } = new wasm.Instance(new wasm.Module(SIMD_MODULE));
     const mem = new Uint8Array((exports.mem as { buffer: ArrayBuffer }).buffer);
     const mask = exports.mask as (len: number, key: number) => void;
     return { mem, mask };
