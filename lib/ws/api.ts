@@ -10,11 +10,13 @@ import { OP_BINARY, OP_TEXT } from "./core/frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
 
-function conn(h: WsHandle, syscall: string): WsConn {
+/** @internal The connection of a WebSocket handle (EBADF, ENOTSUP); wsBroadcast shares it. */
+export function conn(h: WsHandle, syscall: string): WsConn {
   return lookup(h, syscall, isWs);
 }
 
-function payload(flags: number, data: Uint8Array | string, syscall: string): Buffer | string {
+/** @internal A message's payload, checked (EINVAL); wsBroadcast shares it. */
+export function payload(flags: number, data: Uint8Array | string, syscall: string): Buffer | string {
   if (typeof data === "string") return data;
   if (!(data instanceof Uint8Array)) throw new DillError("EINVAL", syscall, "data must be a string or a Uint8Array");
   const b = toBuffer(data);
@@ -22,7 +24,8 @@ function payload(flags: number, data: Uint8Array | string, syscall: string): Buf
   return b;
 }
 
-function sendFlags(flags: number, syscall: string): void {
+/** @internal The flags of a send: WS_TEXT or WS_BINARY (EINVAL); wsBroadcast shares it. */
+export function sendFlags(flags: number, syscall: string): void {
   if (flags !== WS_TEXT && flags !== WS_BINARY) throw new DillError("EINVAL", syscall, "flags must be WS_TEXT or WS_BINARY");
 }
 
@@ -105,6 +108,7 @@ export async function wsDetach<B extends ByteHandle>(ws: WsHandle<B>, status: nu
   const c = conn(ws, "wsDetach");
   await c.finish("wsDetach", status, reason, dl, opts);
   if (c.destroyed) throw new DillError("ECANCELED", "wsDetach", "the handle was closed while the call waited");
+  c.release();
   unregister(ws);
   return register<B>(c.s);
 }

@@ -4,6 +4,7 @@ import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, safeHeader, typ
 import { isByteStream, type ByteStream } from "../net/stream";
 import { block, checkCancelled, type CallOptions } from "../runtime/wait";
 import { WsConn } from "./conn";
+import type { Keepalive } from "./keepalive";
 import { DEFAULT_MAX_MESSAGE, WS_NOHTTP, WS_TEXT } from "./message";
 import {
   acceptFor, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest, checkResponse,
@@ -47,6 +48,10 @@ export interface WsAttachClientOptions extends CallOptions {
   maxMessageSize?: number;
   /** Largest HTTP response head (default 16 KiB). */
   maxHeaderSize?: number;
+  /** Keepalive: ping after this many ms without a frame from the peer (off by default). */
+  pingInterval?: number;
+  /** Keepalive: fail the connection when no frame answers the ping within this many ms (default pingInterval). */
+  pingTimeout?: number;
 }
 
 export interface WsAttachServerOptions extends CallOptions {
@@ -57,6 +62,10 @@ export interface WsAttachServerOptions extends CallOptions {
   check?: (req: WsRequest) => WsVerdict | Promise<WsVerdict>;
   /** Largest HTTP request head (default 16 KiB; at most 128 header lines). */
   maxHeaderSize?: number;
+  /** Keepalive: ping after this many ms without a frame from the peer (off by default). */
+  pingInterval?: number;
+  /** Keepalive: fail the connection when no frame answers the ping within this many ms (default pingInterval). */
+  pingTimeout?: number;
 }
 
 export interface WsAttachServerResult<B extends ByteHandle = ByteHandle> {
@@ -77,6 +86,19 @@ function maxMessage(o: { maxMessageSize?: number }, syscall: string): number {
   const m = o.maxMessageSize ?? DEFAULT_MAX_MESSAGE;
   if (typeof m !== "number" || !(m >= 0)) throw new DillError("EINVAL", syscall, "maxMessageSize must be a non-negative number");
   return m;
+}
+
+/** The keepalive options as [interval, timeout] ms, or null when keepalive is off. */
+function keepalive(o: { pingInterval?: number; pingTimeout?: number }, syscall: string): Keepalive | null {
+  const i = o.pingInterval;
+  const t = o.pingTimeout ?? i;
+  if (i === undefined || i === 0) {
+    if (o.pingTimeout !== undefined) throw new DillError("EINVAL", syscall, "pingTimeout needs pingInterval");
+    return null;
+  }
+  const ok = (x: unknown): x is number => typeof x === "number" && x > 0 && x <= 0x7fffffff;
+  if (!ok(i) || !ok(t)) throw new DillError("EINVAL", syscall, "pingInterval and pingTimeout must be positive numbers of ms (at most 2^31-1)");
+  return { interval: i, timeout: t };
 }
 
 function checkFlags(flags: number, syscall: string): void {
@@ -132,6 +154,7 @@ export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, 
     checkFlags(flags, syscall);
     const max = maxMessage(opts, syscall);
     const lim = limits(opts, syscall);
+    const ka = keepalive(opts, syscall);
     checkCancelled(syscall, opts);
     let protocol: string | null = null;
     if ((flags & WS_NOHTTP) === 0) {
@@ -158,7 +181,7 @@ export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, 
         throw err;
       }
     }
-    return register<WsHandle<B>>(new WsConn(st, true, flags & WS_TEXT, max, protocol));
+    return register<WsHandle<B>>(new WsConn(st, true, flags & WS_TEXT, max, protocol, ka));
   } catch (e) {
     st.destroy();
     throw e;
@@ -168,8 +191,24 @@ export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, 
 /** Accepts a WebSocket session on a connected byte stream (the server side). */
 export async function wsAttachServer<B extends ByteHandle>(s: B, flags: number, dl: number,
                                      opts: WsAttachServerOptions = {}): Promise<WsAttachServerResult<B>> {
-  const syscall = "wsAttachServer";
-  const st = own(s, syscall);
+  return serverHandshake<B>(own(s, "wsAttachServer"), flags, dl, opts, "wsAttachServer", null);
+}
+
+/**
+ * A request head that node:http has already read (wsAttachUpgrade), handed
+ * over under the limits the handshake reads its own with; it throws
+ * HeadError as reading would.
+ */
+export type GivenHead = (lim: HeadLimits) => Head;
+
+/**
+ * The server handshake on a stream we own, shared by wsAttachServer (`given`
+ * null: the request is read from `st`) and wsAttachUpgrade (the request
+ * node:http parsed): one validation, one set of answers and options. On
+ * failure `st` is closed, after the refusal if there is one.
+ */
+export async function serverHandshake<B extends ByteHandle>(st: ByteStream, flags: number, dl: number, opts: WsAttachServerOptions,
+                                                            syscall: string, given: GivenHead | null): Promise<WsAttachServerResult<B>> {
   let refused = false;
   const refuse = async (status: number, headers?: Record<string, string>, body?: string): Promise<void> => {
     refused = true;
@@ -182,16 +221,19 @@ export async function wsAttachServer<B extends ByteHandle>(s: B, flags: number, 
     checkFlags(flags, syscall);
     const max = maxMessage(opts, syscall);
     const lim = limits(opts, syscall);
+    const ka = keepalive(opts, syscall);
     const extra = checkHeaders(opts.headers, SERVER_OWN, syscall);
     if (opts.check !== undefined && typeof opts.check !== "function") throw new DillError("EINVAL", syscall, "check must be a function");
     checkCancelled(syscall, opts);
     if ((flags & WS_NOHTTP) !== 0) {
-      const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, null));
+      // node:http's request is there and must be answered: no handshake to skip.
+      if (given !== null) throw new DillError("EINVAL", syscall, "WS_NOHTTP does not apply to an HTTP upgrade request");
+      const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, null, ka));
       return { ws, resource: "", host: "", protocol: null, headers: {} };
     }
     let head: Head;
     try {
-      head = await readHead(st, lim, syscall, dl, opts);
+      head = given === null ? await readHead(st, lim, syscall, dl, opts) : given(lim);
     } catch (e) {
       if (!(e instanceof HeadError)) throw e;
       const status = e.kind === "too-large" ? 431 : 400;
@@ -248,7 +290,7 @@ export async function wsAttachServer<B extends ByteHandle>(s: B, flags: number, 
     }
     const protocol = selectProtocol(opts.protocols ?? [], req.protocols);
     await st.send(buildResponse(acceptFor(key)!, protocol, extra), syscall, dl, opts);
-    const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, protocol));
+    const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, protocol, ka));
     return { ws, resource: req.resource, host: req.host, protocol, headers: req.headers };
   } catch (e) {
     if (!refused) st.destroy();

@@ -4,11 +4,13 @@ import type { HandleObject } from "../runtime/handles";
 import type { ByteStream } from "../net/stream";
 import { block, type CallOptions } from "../runtime/wait";
 import { decodeClose, encodeClose } from "./core/close";
-import { CLOSE_TOO_BIG, type ProtocolError } from "./core/errors";
 import { MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_PING, OP_PONG } from "./core/frame";
 import { Fifo } from "../runtime/fifo";
 import { closePayload, EMPTY } from "./message";
 import { WsReceiver } from "./receiver";
+import { joinKeepalive, leaveKeepalive, type Keepalive, type Live } from "./keepalive";
+import { now } from "../runtime/time";
+import { CLOSE_INTERNAL, CLOSE_TOO_BIG, type ProtocolError } from "./core/errors";
 
 /** Auto-replies (pongs) are dropped while this much is queued unsent: a ping flood costs bounded memory. */
 const PONG_QUEUE_LIMIT = 1 << 20;
@@ -22,7 +24,7 @@ interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
  * the session as a whole: control frames, pings, the close handshake,
  * failure, status and destroy.
  */
-export class WsConn extends WsReceiver implements HandleObject {
+export class WsConn extends WsReceiver implements HandleObject, Live {
   readonly kind = "ws";
   /** Default message type of msend/mrecv: WS_TEXT or WS_BINARY. */
   readonly type: number;
@@ -31,15 +33,67 @@ export class WsConn extends WsReceiver implements HandleObject {
   private pings: Fifo<PingWaiter> | null = null;
   private closeWaiters: Fifo<Waiter<undefined>> | null = null;
   private pingSeq = 0;
+  /** Keepalive options (null: off), when the peer was last heard, and when our keepalive ping left (0: none out). */
+  private readonly ka: Keepalive | null;
+  private heardAt = 0;
+  private kaPingAt = 0;
 
-  constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null) {
+  constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null,
+              ka: Keepalive | null = null) {
     super(s, client, maxMessageSize);
     this.type = type;
     this.protocol = protocol;
+    this.ka = ka;
+    if (ka !== null) {
+      this.heardAt = now();
+      joinKeepalive(this, ka);
+    }
+    // From now on frames are parsed as they arrive, beginning with any that
+    // came in with the handshake.
+    this.drive();
   }
 
-  protected othersWaiting(): boolean {
-    return this.closeWaiters?.empty === false || this.pings?.empty === false;
+  /**
+   * The shared keepalive timer's look at this connection: ping after
+   * `interval` without a frame from the peer, fail after `timeout` more.
+   * Any frame counts as an answer. While reading is paused at the read-ahead
+   * bound the silence is ours, not the peer's, so the clock starts again.
+   */
+  keepaliveTick(t: number): void {
+    const ka = this.ka!;
+    if (this.heard || this.s.onReadable === null) {
+      this.heard = false;
+      this.heardAt = t;
+      this.kaPingAt = 0;
+      return;
+    }
+    if (this.sentClose) return; // closing: the close's own deadline rules
+    if (this.kaPingAt !== 0) {
+      if (t - this.kaPingAt >= ka.timeout) this.keepaliveFailed(ka.timeout);
+    } else if (t - this.heardAt >= ka.interval) {
+      this.kaPingAt = t;
+      this.writeNow(OP_PING, EMPTY);
+    }
+  }
+
+  /** No answer to a keepalive ping: close 1011, and the connection has failed. */
+  private keepaliveFailed(timeout: number): void {
+    leaveKeepalive(this);
+    if (!this.sentClose) {
+      this.sentClose = true;
+      this.writeNow(OP_CLOSE, encodeClose(CLOSE_INTERNAL, EMPTY));
+    }
+    if (!this.s.ended && !this.s.destroyed) { this.s.ended = true; this.s.sock.end(); }
+    const detail = `the peer did not answer a keepalive ping within ${timeout} ms`;
+    this.failure = new DillError("ECONNRESET", "keepalive", detail);
+    this.s.onReadable = null;
+    this.failAll((sc) => new DillError("ECONNRESET", sc, detail));
+  }
+
+  /** Hands the stream below back (wsDetach): this connection reads no more from it. */
+  release(): void {
+    leaveKeepalive(this);
+    this.s.onReadable = null;
   }
 
   protected control(op: number, p: Buffer): void {
@@ -61,6 +115,7 @@ export class WsConn extends WsReceiver implements HandleObject {
 
   /** The peer's close frame arrived: waiters learn it. */
   private closed(): void {
+    leaveKeepalive(this);
     for (const w of this.recvWaiters.drain()) w.peerClosed();
     for (const w of this.pings?.drain() ?? []) w.reject(eventError("EPIPE", w.syscall, "the peer closed the WebSocket"));
     for (const w of this.closeWaiters?.drain() ?? []) w.resolve(undefined);
@@ -75,6 +130,7 @@ export class WsConn extends WsReceiver implements HandleObject {
     }
     if (!this.s.ended && !this.s.destroyed) { this.s.ended = true; this.s.sock.end(); }
     this.failure = new DillError("ECONNRESET", syscall, `the connection failed earlier: ${pe.message}`);
+    leaveKeepalive(this);
     const err = (sc: string): DillError => new DillError(code, sc, pe.message);
     this.failAll(err);
     return err(syscall);
@@ -88,6 +144,7 @@ export class WsConn extends WsReceiver implements HandleObject {
       this.failure = new DillError("ECONNRESET", syscall, msg);
     }
     const f = this.failure;
+    leaveKeepalive(this);
     this.failAll((sc) => new DillError("ECONNRESET", sc, f.detail));
     return new DillError("ECONNRESET", syscall, f.detail);
   }
@@ -97,8 +154,6 @@ export class WsConn extends WsReceiver implements HandleObject {
     for (const w of this.pings?.drain() ?? []) w.reject(err(w.syscall));
     for (const w of this.closeWaiters?.drain() ?? []) w.reject(err(w.syscall));
   }
-
-  /** Runs step() and turns violations into a failed connection. */
 
   async ping(syscall: string, data: Buffer | null, dl: number, opts: CallOptions | undefined): Promise<number> {
     let payload = data;
@@ -161,6 +216,7 @@ export class WsConn extends WsReceiver implements HandleObject {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    leaveKeepalive(this);
     this.failAll((sc) => new DillError("ECANCELED", sc, "the handle was closed while the call waited"));
     this.s.destroy();
   }

@@ -2,14 +2,17 @@ import { DillError, eventError } from "../runtime/errors";
 import type { ByteStream, Readable } from "../net/stream";
 import { checkCancelled, wait, Wait, type CallOptions } from "../runtime/wait";
 import { CLOSE_INVALID_DATA, CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./core/errors";
-import { decodeHeader, isControl, newHeader, OP_BINARY, OP_CONT, OP_TEXT } from "./core/frame";
+import { decodeHeader, isControl, newHeader, OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT } from "./core/frame";
 import { copyWithKey, maskWithKey } from "./core/mask";
 import { Utf8Validator } from "./core/utf8";
 import { Fifo } from "../runtime/fifo";
 import { EMPTY, WS_BINARY, WS_TEXT, WsMessage } from "./message";
 import { WsSender } from "./sender";
 
-/** Bytes of messages parsed ahead (while only a wsPing waits) before parsing pauses. */
+/**
+ * Bytes of messages parsed ahead while no receive waits, at least: past
+ * max(this, maxMessageSize) reading pauses until a receive takes some.
+ */
 export const INBOX_MIN = 1 << 20;
 /** Fragments kept as views before they are merged into one buffer. */
 const MAX_PARTS = 64;
@@ -53,6 +56,9 @@ class RecvWait extends Wait<WsMessage | Step> {
   }
 }
 
+function failDeferred(r: WsReceiver): void { r.failDeferred(); }
+function releaseClose(r: WsReceiver): void { r.releaseClose(); }
+
 /** What a receive of `it` resolves with for message m. */
 function result(it: Iteration | null, m: WsMessage): WsMessage | Step {
   return it === null ? m : { value: m, done: false };
@@ -95,6 +101,23 @@ export abstract class WsReceiver extends WsSender implements Readable {
   private readonly inboxLimit: number;
   protected readonly recvWaiters = new Fifo<RecvWait>();
   protected discarding = false;
+  /** A frame (or EOF) arrived since the keepalive last looked. */
+  protected heard = false;
+  /**
+   * A violation found while no receive waited, not yet acted on: parsing
+   * stops there, and the connection fails at the next receive (after the
+   * messages before it) or, at the latest, once the event loop turns (the
+   * application's answers to those messages go out before the close frame).
+   */
+  private violated: ProtocolError | null = null;
+  /**
+   * The peer's close frame is buffered but not yet taken (closeHeld), or is
+   * to be taken now (closeDue): see holdClose.
+   */
+  private closeHeld = false;
+  private closeDue = false;
+  /** The error of a failure that no receive saw: the next receive gets it; later calls ECONNRESET. */
+  private pending: DillError | null = null;
 
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
@@ -106,15 +129,14 @@ export abstract class WsReceiver extends WsSender implements Readable {
   protected abstract control(op: number, p: Buffer): void;
   /** Fails the connection after a protocol violation; returns the caller's error. */
   protected abstract violation(pe: ProtocolError, syscall: string): DillError;
-  /** Whether a call other than a receive (a ping, a close) waits for input. */
-  protected abstract othersWaiting(): boolean;
 
   /**
    * Consumes buffered bytes until a data message is complete (returned) or
    * more input is needed (null). Control frames are handled
-   * on the way. Nothing after the peer's close frame is consumed.
+   * on the way. Nothing after the peer's close frame is consumed. With
+   * `hold`, the close frame itself is left for later (see holdClose).
    */
-  private step(): WsMessage | null {
+  private step(hold = false): WsMessage | null {
     const s = this.s;
     const h = HDR;
     // A frame's payload is masked exactly when the peer is a client.
@@ -135,6 +157,7 @@ export abstract class WsReceiver extends WsSender implements Readable {
         const op = h.opcode;
         if (isControl(op)) {
           if (avail < hl + h.length) return null;
+          if (hold && op === OP_CLOSE) { this.holdClose(); return null; }
           s.skip(hl);
           let p = EMPTY;
           if (h.length > 0) {
@@ -262,25 +285,45 @@ export abstract class WsReceiver extends WsSender implements Readable {
     }
   }
 
+  /**
+   * Whether to parse on: always while a receive waits; otherwise messages
+   * are kept up to the bound, so a peer cannot make us queue without limit.
+   */
   private wanted(): boolean {
-    // A ping waiter alone parses ahead into the inbox only up to a bound, so
-    // a peer cannot make us queue its messages without limit.
-    return !this.recvWaiters.empty || (this.othersWaiting() && this.inboxBytes < this.inboxLimit);
+    return !this.recvWaiters.empty || this.inboxBytes < this.inboxLimit;
+  }
+
+  /** The stream's data, end or error event. */
+  readable(): void {
+    this.heard = true;
+    this.drive();
   }
 
   /**
-   * Parses what arrived, in the stream's data event, for as long as some call
-   * waits; then stops listening so unwanted input stays in the socket
-   * (backpressure). Never throws: failures go to the waiters.
+   * Parses what arrived, whether or not a call waits, so that control frames
+   * are answered on arrival: pings, pongs and the peer's close. Messages no
+   * call waits for are kept; at the bound it stops listening, the bytes stay
+   * in the stream, and the stream pauses the socket (backpressure). After the
+   * peer's close frame it consumes nothing more (what follows belongs to a
+   * detached stream) and only watches for the end of the stream. Never
+   * throws: failures go to the waiters.
    */
-  readable(): void { this.drive(); }
-
   protected drive(): void {
     try {
-      while (this.wanted() && this.failure === null && !this.destroyed) {
-        const m = this.stepOrFail("wsRecv");
+      while (this.failure === null && !this.destroyed && this.peerClose === null && this.violated === null && this.wanted()) {
+        let m: WsMessage | null;
+        if (this.recvWaiters.empty) {
+          try {
+            m = this.step(!this.discarding && !this.closeDue);
+          } catch (e) {
+            if (!(e instanceof ProtocolError)) throw e;
+            this.violated = e;
+            setImmediate(failDeferred, this);
+            break;
+          }
+        } else m = this.stepOrFail("wsRecv");
         if (m !== null) { this.deliver(m); continue; }
-        if (this.peerClose === null) {
+        if (this.peerClose === null && !this.closeHeld) {
           const e = this.s.readError("wsRecv");
           if (e !== null) this.broken(e, "wsRecv");
         }
@@ -289,7 +332,49 @@ export abstract class WsReceiver extends WsSender implements Readable {
     } catch {
       // stepOrFail has already failed the waiters.
     }
-    this.s.onReadable = this.wanted() && this.failure === null && !this.destroyed ? this : null;
+    const s = this.s;
+    if (this.peerClose !== null && s.eof && this.sentClose && !s.ended && !s.destroyed) {
+      // The close handshake is over and the peer ended the TCP stream: end
+      // ours too, or peers that wait for the server to close (ws waits 30 s) hang.
+      s.ended = true;
+      s.sock.end();
+    }
+    s.onReadable = this.failure === null && !this.destroyed && this.violated === null &&
+      (this.peerClose === null ? this.wanted() : !s.eof) ? this : null;
+  }
+
+  /** Fails the connection for a violation found earlier (see violated); its error goes to the next receive. */
+  private failViolated(syscall: string): DillError {
+    const pe = this.violated!;
+    this.violated = null;
+    return this.violation(pe, syscall);
+  }
+
+  /**
+   * The peer's close frame arrived while no receive waits: it is answered
+   * at the next receive or, at the latest, once the event loop turns, so
+   * that the application's answers to the messages it has just been given
+   * go out before our close frame (they would fail EPIPE after it).
+   */
+  private holdClose(): void {
+    if (this.closeHeld) return;
+    this.closeHeld = true;
+    setImmediate(releaseClose, this);
+  }
+
+  /** @internal The event loop turned after holdClose. */
+  releaseClose(): void {
+    this.closeHeld = false;
+    if (this.destroyed) return;
+    this.closeDue = true;
+    this.drive();
+    this.closeDue = false;
+  }
+
+  /** @internal The event loop turned after a deferred violation. */
+  failDeferred(): void {
+    if (this.violated === null || this.destroyed || this.failure !== null) return;
+    this.pending = this.failViolated("wsRecv");
   }
 
   /** Starts parsing on arrival for a waiter just queued. */
@@ -325,10 +410,10 @@ export abstract class WsReceiver extends WsSender implements Readable {
         if (queued !== undefined) {
           this.inboxBytes -= queued.data.length;
           if (this.inbox!.length === 0) this.inbox = null;
-          if (this.othersWaiting()) this.drive(); // room again: parsing resumes for the pong
+          if (this.s.onReadable === null) this.drive(); // paused at the bound: room again
           return Promise.resolve(result(it, queued));
         }
-        if (this.failure === null && this.peerClose === null) {
+        if (this.failure === null && this.peerClose === null && this.violated === null) {
           const m = this.stepOrFail(syscall);
           if (m !== null) return Promise.resolve(result(it, m));
           if (this.peerClose === null) {
@@ -337,6 +422,9 @@ export abstract class WsReceiver extends WsSender implements Readable {
           }
         }
       }
+      if (this.violated !== null && this.recvWaiters.empty && this.inbox === null) throw this.failViolated(syscall);
+      const p = this.pending;
+      if (p !== null) { this.pending = null; throw new DillError(p.code, syscall, p.detail); }
       if (it !== null && this.failure === null && this.peerClose !== null) { it.over = true; return Promise.resolve(END); }
       const e = this.stateError(syscall, false);
       if (e !== null) throw e;

@@ -13,3 +13,4 @@ export const CLOSE_PROTOCOL = 1002;
 export const CLOSE_INVALID_DATA = 1007;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_ABNORMAL = 1006;
+export const CLOSE_INTERNAL = 1011;
