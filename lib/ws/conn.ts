@@ -33,21 +33,16 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   private pings: Fifo<PingWaiter> | null = null;
   private closeWaiters: Fifo<Waiter<undefined>> | null = null;
   private pingSeq = 0;
-  /** Keepalive options (null: off), when the peer was last heard, and when our keepalive ping left (0: none out). */
-  private readonly ka: Keepalive | null;
-  private heardAt = 0;
-  private kaPingAt = 0;
+  /** Keepalive: its options, when the peer was last heard, when our ping left (0: none out); null when off. */
+  private readonly ka: (Keepalive & { heardAt: number; pingAt: number }) | null;
 
   constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null,
               ka: Keepalive | null = null) {
     super(s, client, maxMessageSize);
     this.type = type;
     this.protocol = protocol;
-    this.ka = ka;
-    if (ka !== null) {
-      this.heardAt = now();
-      joinKeepalive(this, ka);
-    }
+    this.ka = ka === null ? null : { interval: ka.interval, timeout: ka.timeout, heardAt: now(), pingAt: 0 };
+    if (ka !== null) joinKeepalive(this, ka);
     // From now on frames are parsed as they arrive, beginning with any that
     // came in with the handshake.
     this.drive();
@@ -63,15 +58,15 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     const ka = this.ka!;
     if (this.heard || this.s.onReadable === null) {
       this.heard = false;
-      this.heardAt = t;
-      this.kaPingAt = 0;
+      ka.heardAt = t;
+      ka.pingAt = 0;
       return;
     }
     if (this.sentClose) return; // closing: the close's own deadline rules
-    if (this.kaPingAt !== 0) {
-      if (t - this.kaPingAt >= ka.timeout) this.keepaliveFailed(ka.timeout);
-    } else if (t - this.heardAt >= ka.interval) {
-      this.kaPingAt = t;
+    if (ka.pingAt !== 0) {
+      if (t - ka.pingAt >= ka.timeout) this.keepaliveFailed(ka.timeout);
+    } else if (t - ka.heardAt >= ka.interval) {
+      ka.pingAt = t;
       this.writeNow(OP_PING, EMPTY);
     }
   }

@@ -14,6 +14,8 @@ import { WsSender } from "./sender";
  * max(this, maxMessageSize) reading pauses until a receive takes some.
  */
 export const INBOX_MIN = 1 << 20;
+const CLOSE_HELD = 1;
+const CLOSE_DUE = 2;
 /** Fragments kept as views before they are merged into one buffer. */
 const MAX_PARTS = 64;
 
@@ -104,20 +106,17 @@ export abstract class WsReceiver extends WsSender implements Readable {
   /** A frame (or EOF) arrived since the keepalive last looked. */
   protected heard = false;
   /**
-   * A violation found while no receive waited, not yet acted on: parsing
-   * stops there, and the connection fails at the next receive (after the
-   * messages before it) or, at the latest, once the event loop turns (the
-   * application's answers to those messages go out before the close frame).
+   * Rare states, in one field each (an idle connection pays a field, not
+   * one per state). `deferred`: a ProtocolError found while no receive
+   * waited and not yet acted on (parsing stops there; the connection fails
+   * at the next receive, after the messages before it, or once the event
+   * loop turns, so the application's answers to those messages go out
+   * before the close frame); then the DillError of that failure, which the
+   * next receive gets (later calls get ECONNRESET).
    */
-  private violated: ProtocolError | null = null;
-  /**
-   * The peer's close frame is buffered but not yet taken (closeHeld), or is
-   * to be taken now (closeDue): see holdClose.
-   */
-  private closeHeld = false;
-  private closeDue = false;
-  /** The error of a failure that no receive saw: the next receive gets it; later calls ECONNRESET. */
-  private pending: DillError | null = null;
+  private deferred: ProtocolError | DillError | null = null;
+  /** CLOSE_HELD: the peer's close frame is buffered, not yet taken; CLOSE_DUE: take it now (see holdClose). */
+  private closeState = 0;
 
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
@@ -310,20 +309,20 @@ export abstract class WsReceiver extends WsSender implements Readable {
    */
   protected drive(): void {
     try {
-      while (this.failure === null && !this.destroyed && this.peerClose === null && this.violated === null && this.wanted()) {
+      while (this.failure === null && !this.destroyed && this.peerClose === null && !(this.deferred instanceof ProtocolError) && this.wanted()) {
         let m: WsMessage | null;
         if (this.recvWaiters.empty) {
           try {
-            m = this.step(!this.discarding && !this.closeDue);
+            m = this.step(!this.discarding && this.closeState !== CLOSE_DUE);
           } catch (e) {
             if (!(e instanceof ProtocolError)) throw e;
-            this.violated = e;
+            this.deferred = e;
             setImmediate(failDeferred, this);
             break;
           }
         } else m = this.stepOrFail("wsRecv");
         if (m !== null) { this.deliver(m); continue; }
-        if (this.peerClose === null && !this.closeHeld) {
+        if (this.peerClose === null && this.closeState !== CLOSE_HELD) {
           const e = this.s.readError("wsRecv");
           if (e !== null) this.broken(e, "wsRecv");
         }
@@ -339,14 +338,13 @@ export abstract class WsReceiver extends WsSender implements Readable {
       s.ended = true;
       s.sock.end();
     }
-    s.onReadable = this.failure === null && !this.destroyed && this.violated === null &&
+    s.onReadable = this.failure === null && !this.destroyed && !(this.deferred instanceof ProtocolError) &&
       (this.peerClose === null ? this.wanted() : !s.eof) ? this : null;
   }
 
-  /** Fails the connection for a violation found earlier (see violated); its error goes to the next receive. */
-  private failViolated(syscall: string): DillError {
-    const pe = this.violated!;
-    this.violated = null;
+  /** Fails the connection for the violation found earlier (see deferred). */
+  private failViolated(pe: ProtocolError, syscall: string): DillError {
+    this.deferred = null;
     return this.violation(pe, syscall);
   }
 
@@ -357,24 +355,25 @@ export abstract class WsReceiver extends WsSender implements Readable {
    * go out before our close frame (they would fail EPIPE after it).
    */
   private holdClose(): void {
-    if (this.closeHeld) return;
-    this.closeHeld = true;
+    if (this.closeState === CLOSE_HELD) return;
+    this.closeState = CLOSE_HELD;
     setImmediate(releaseClose, this);
   }
 
   /** @internal The event loop turned after holdClose. */
   releaseClose(): void {
-    this.closeHeld = false;
+    this.closeState = 0;
     if (this.destroyed) return;
-    this.closeDue = true;
+    this.closeState = CLOSE_DUE;
     this.drive();
-    this.closeDue = false;
+    this.closeState = 0;
   }
 
   /** @internal The event loop turned after a deferred violation. */
   failDeferred(): void {
-    if (this.violated === null || this.destroyed || this.failure !== null) return;
-    this.pending = this.failViolated("wsRecv");
+    const pe = this.deferred;
+    if (!(pe instanceof ProtocolError) || this.destroyed || this.failure !== null) return;
+    this.deferred = this.failViolated(pe, "wsRecv");
   }
 
   /** Starts parsing on arrival for a waiter just queued. */
@@ -413,7 +412,7 @@ export abstract class WsReceiver extends WsSender implements Readable {
           if (this.s.onReadable === null) this.drive(); // paused at the bound: room again
           return Promise.resolve(result(it, queued));
         }
-        if (this.failure === null && this.peerClose === null && this.violated === null) {
+        if (this.failure === null && this.peerClose === null && this.deferred === null) {
           const m = this.stepOrFail(syscall);
           if (m !== null) return Promise.resolve(result(it, m));
           if (this.peerClose === null) {
@@ -422,9 +421,13 @@ export abstract class WsReceiver extends WsSender implements Readable {
           }
         }
       }
-      if (this.violated !== null && this.recvWaiters.empty && this.inbox === null) throw this.failViolated(syscall);
-      const p = this.pending;
-      if (p !== null) { this.pending = null; throw new DillError(p.code, syscall, p.detail); }
+      const d = this.deferred;
+      if (d instanceof ProtocolError) {
+        if (this.recvWaiters.empty && this.inbox === null) throw this.failViolated(d, syscall);
+      } else if (d !== null) {
+        this.deferred = null;
+        throw new DillError(d.code, syscall, d.detail);
+      }
       if (it !== null && this.failure === null && this.peerClose !== null) { it.over = true; return Promise.resolve(END); }
       const e = this.stateError(syscall, false);
       if (e !== null) throw e;
