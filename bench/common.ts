@@ -24,6 +24,8 @@ export interface Params {
   count: number;
   /** Connections (idle, fanout) or parallel loops (handshake). */
   conns: number;
+  /** Fanout, dillws only: one wsBroadcast per message instead of a wsSend per client. */
+  broadcast?: boolean;
 }
 
 /** What a client process reports. */

@@ -5,7 +5,7 @@ export { DillError, type ErrorCode } from "./runtime/errors";
 export {
   hclose,
   type Handle, type TcpHandle, type IpcHandle, type TcpListener, type IpcListener, type ByteHandle,
-  type WsHandle, type MsgHandle, type CoHandle, type BundleHandle,
+  type WsHandle, type MsgHandle, type CoHandle, type BundleHandle, type TlsHandle,
 } from "./runtime/handles";
 export { go, bundle, bundleGo, bundleWait, type CoroutineFn } from "./runtime/coroutine";
 export {
@@ -17,6 +17,10 @@ export {
 } from "./net/tcp";
 export { ipcListen, ipcAccept, ipcConnect, ipcDone, ipcClose, ipcIncoming, ipcPair } from "./net/ipc";
 export { bsend, bsendl, brecv } from "./net/bytes";
+export {
+  tlsAttachClient, tlsAttachServer, tlsDone, tlsDetach, tlsInfo,
+  type TlsClientOptions, type TlsServerOptions, type TlsInfo,
+} from "./net/tls";
 export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/message";
 export {
   wsAttachClient, wsAttachServer,
@@ -26,3 +30,6 @@ export {
   wsSend, wsSendl, wsRecv, wsMessages, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,
   wsRequestKey, wsResponseKey, msend, mrecv,
 } from "./ws/api";
+export { wsConnect, type WsConnectOptions } from "./ws/connect";
+export { wsAttachUpgrade } from "./ws/upgrade";
+export { wsBroadcast, type WsBroadcastResult } from "./ws/broadcast";

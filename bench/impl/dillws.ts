@@ -4,7 +4,7 @@ import { builtDillws, MB, measureBuilt, seconds, type Impl, type Params, type Sc
 const D = (await import(measureBuilt() ? builtDillws.href : "../../lib/index")) as typeof import("../../lib/index");
 const {
   bundle, bundleGo, hclose, ipaddrLocal, ipaddrPort, now, tcpConnect, tcpIncoming, tcpListen, tcpLocalAddr,
-  wsAttachClient, wsAttachServer, wsDone, wsMessages, wsRecv, wsSend, WS_BINARY, WS_TEXT,
+  wsAttachClient, wsAttachServer, wsBroadcast, wsDone, wsMessages, wsRecv, wsSend, WS_BINARY, WS_TEXT,
 } = D;
 
 const DL = 30000;
@@ -63,6 +63,14 @@ export const impl: Impl = {
   async broadcast(p) {
     await until(() => clients.size >= p.conns);
     const payload = Buffer.alloc(p.size, 1);
+    if (p.broadcast === true) {
+      // The message framed once for every client; a client that failed would be listed, not thrown.
+      for (let i = 0; i < p.count; i++) {
+        const r = await wsBroadcast(clients, WS_BINARY, payload, now() + DL);
+        if (r.failed.length > 0) throw r.failed[0]!.error;
+      }
+      return;
+    }
     for (let i = 0; i < p.count; i++) {
       await Promise.all([...clients].map((ws) => wsSend(ws, WS_BINARY, payload, now() + DL)));
     }

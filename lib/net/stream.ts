@@ -78,10 +78,11 @@ interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) =>
 /**
  * One reader/writer over a connected Node socket: exact-length reads with
  * deadlines, zero-copy views where a read lies in one chunk, backpressure both
- * ways, and all-or-nothing writes. TCP and IPC handles are this object.
+ * ways, and all-or-nothing writes. TCP and IPC handles are this object; a TLS
+ * handle is one over its TLSSocket (lib/net/tls.ts).
  */
 export class ByteStream implements HandleObject {
-  readonly kind: "tcp" | "ipc";
+  readonly kind: "tcp" | "ipc" | "tls";
   readonly sock: Socket;
   // The locks are made on first use: a WebSocket's stream never takes the
   // read lock, and the write lock is needed only when a send must wait.
@@ -116,7 +117,7 @@ export class ByteStream implements HandleObject {
   private drain: DrainWaiter | null = null;
   private finishWaiters: Fifo<() => void> | null = null; // made on first use
 
-  constructor(kind: "tcp" | "ipc", sock: Socket) {
+  constructor(kind: "tcp" | "ipc" | "tls", sock: Socket) {
     this.kind = kind;
     this.sock = sock;
     sock.allowHalfOpen = true;
@@ -466,6 +467,11 @@ export class ByteStream implements HandleObject {
     }
   }
 
+  /** Lets go of the socket (TLS first hands what it holds to the stream below). */
+  protected release(): void {
+    this.sock.destroy();
+  }
+
   /** Immediate close; pending calls reject ECANCELED. */
   destroy(): void {
     if (this.destroyed) return;
@@ -474,7 +480,7 @@ export class ByteStream implements HandleObject {
     // What sends handed over this tick still goes to the kernel, as with close(2).
     if (this.tick === TICK_CORKED) this.sock.uncork();
     this.tick = TICK_IDLE;
-    this.sock.destroy();
+    this.release();
     // Waiters re-check their state on waking and see the handle is gone.
     this.wakeReader();
     this.wakeDrain();

@@ -7,9 +7,16 @@ export type TcpHandle = number & { readonly [kindTag]: "tcp" };
 export type IpcHandle = number & { readonly [kindTag]: "ipc" };
 export type TcpListener = number & { readonly [kindTag]: "tcp-listener" };
 export type IpcListener = number & { readonly [kindTag]: "ipc-listener" };
-/** Any byte-stream handle: what bsend/brecv and the WebSocket layer take. */
-export type ByteHandle = TcpHandle | IpcHandle;
 declare const lowerTag: unique symbol;
+/** The brand of TLS handles; an interface, so that ByteHandle may include them without a cycle. */
+interface TlsBrand<B> { readonly [kindTag]: "tls"; readonly [lowerTag]?: B }
+/** Any byte-stream handle: what bsend/brecv, TLS and the WebSocket layer take. */
+export type ByteHandle = TcpHandle | IpcHandle | (number & TlsBrand<unknown>);
+/**
+ * A TLS session over a byte stream; B remembers the kind of stream below it,
+ * so that tlsDetach gives back a TcpHandle for TLS attached to one.
+ */
+export type TlsHandle<B extends ByteHandle = ByteHandle> = number & TlsBrand<B>;
 /**
  * A WebSocket handle; B remembers the kind of byte stream below it, so that
  * wsDetach gives back a TcpHandle for a WebSocket attached to one.

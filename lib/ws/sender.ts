@@ -10,6 +10,45 @@ import type { Payload } from "./message";
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
+ * One unmasked frame for many server connections (wsBroadcast): a server
+ * does not mask, so the same bytes serve them all, built and copied once.
+ * It is never changed once built. A pooled buffer goes back to the pool
+ * only after every socket it was handed to is done with it and its owner
+ * has let go of it (unref).
+ */
+export class SharedFrame {
+  readonly buf: Buffer;
+  /** The payload's length, which picks the queue bound a send waits under (as for send()). */
+  readonly size: number;
+  /** For a pooled frame: the write callback that gives back one socket's hold. */
+  readonly written: (() => void) | undefined;
+  private refs = 1;
+
+  constructor(op: number, data: Buffer | string) {
+    const len = typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.length;
+    const hl = encodedHeaderLength(len, false);
+    const n = hl + len;
+    const pooled = n >= POOLED_MIN;
+    const out = pooled ? take(n).subarray(0, n) : Buffer.allocUnsafe(n);
+    encodeHeader(out, 0, true, op, len, null);
+    if (typeof data === "string") out.write(data, hl, "utf8");
+    else data.copy(out, hl);
+    this.buf = out;
+    this.size = typeof data === "string" ? data.length : len;
+    // Small frames are plain allocations: the GC frees them, no count needed.
+    this.written = pooled ? () => { this.unref(); } : undefined;
+  }
+
+  /** A socket takes the frame (its write callback gives it back). */
+  hold(): void { this.refs++; }
+
+  /** One holder is done; the last returns a pooled buffer. */
+  unref(): void {
+    if (--this.refs === 0 && this.written !== undefined) release(this.buf);
+  }
+}
+
+/**
  * The send path of a WebSocket connection: framing (and masking, for a
  * client), the all-or-nothing send under a deadline, the socket's queue and
  * its backpressure, and the frame pool. It also holds the state both paths
@@ -117,6 +156,40 @@ export abstract class WsSender {
     // connection instead of a closure per frame.
     (this.inflight ??= []).push(f);
     this.s.writeNow(f, this.written ??= () => { const w = this.inflight!.shift(); if (w !== undefined) release(w); });
+  }
+
+  /**
+   * Sends a SharedFrame (wsBroadcast), all-or-nothing under the deadline as
+   * send() is; for a server connection only, whose frames are not masked.
+   * Returns null when the frame was queued at once (the fast path makes no
+   * promise), else the send that waits for room; throws what fails at once.
+   */
+  sendShared(syscall: string, f: SharedFrame, dl: number, opts: CallOptions | undefined): Promise<void> | null {
+    const e = this.stateError(syscall, true);
+    if (e !== null) throw e;
+    if (!this.s.canWrite(f.size)) return this.sendSharedSlow(syscall, f, dl, opts);
+    this.commitShared(syscall, f);
+    return null;
+  }
+
+  private async sendSharedSlow(syscall: string, f: SharedFrame, dl: number, opts: CallOptions | undefined): Promise<void> {
+    try {
+      await this.s.room(f.size, syscall, dl, opts);
+    } catch (err) {
+      throw this.sockFailed(err, syscall);
+    }
+    this.s.writeLock.release(); // commitShared writes synchronously right below
+    const e = this.stateError(syscall, true);
+    if (e !== null) throw e;
+    this.commitShared(syscall, f);
+  }
+
+  private commitShared(syscall: string, f: SharedFrame): void {
+    const we = this.s.writeError(syscall);
+    if (we !== null) throw this.sockFailed(we, syscall);
+    if (f.written === undefined) { this.s.writeNow(f.buf); return; }
+    f.hold();
+    this.s.writeNow(f.buf, f.written);
   }
 
   /**

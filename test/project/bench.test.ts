@@ -8,8 +8,10 @@ import { describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const IMPLS = ["dillws", "ws", "ws+bufferutil", "raw"];
-const SCENARIOS = ["ping-pong 64 B", "upload 64 B", "upload 16 KiB", "upload 1 MiB", "download 64 B", "download 16 KiB",
-  "download 1 MiB", "handshakes", "idle conns: heap/conn", "idle conns: RSS/conn", "fan-out 1000 clients"];
+const SCENARIOS = ["ping-pong 64 B", "ping-pong 64 B, 1 core", "upload 64 B", "upload 16 KiB", "upload 1 MiB", "download 64 B", "download 16 KiB",
+  "download 1 MiB", "handshakes", "idle conns: heap/conn", "idle conns: RSS/conn", "fan-out 1000 clients", "fan-out, wsBroadcast"];
+/** Rows that measure dillws alone (a variant of the row before them, whose other figures they show). */
+const DILLWS_ONLY = new Set(["fan-out, wsBroadcast"]);
 
 /** Runs `npm run bench -- <args>` and resolves with its standard output. */
 function runBench(args: readonly string[]): Promise<string> {
@@ -31,15 +33,31 @@ describe("npm run bench -- --quick", () => {
       const ratios = row!.match(/\d+\.\d\dx/g) ?? [];
       expect(ratios.length, name).toBe(name === "handshakes" || name.startsWith("idle") ? 2 : 3);
     }
+    // The CPU table: a row for every scenario but the idle ones, with figures and ratios.
+    const cpuAt = lines.findIndex((l) => l.startsWith("CPU per operation"));
+    expect(cpuAt).toBeGreaterThan(0);
+    const cpuLines = lines.slice(cpuAt + 1);
+    const timed = SCENARIOS.filter((n) => !n.startsWith("idle"));
+    for (const name of timed) {
+      const row = cpuLines.find((l) => l.startsWith(`${name}  `) || l.startsWith(`${name} `) && l.includes("µs/op"));
+      expect(row, `CPU row ${name}`).toBeDefined();
+      expect((row!.match(/\d+\.\d\dx/g) ?? []).length, name).toBe(name === "handshakes" ? 2 : 3);
+    }
     const json = JSON.parse(readFileSync(`${root}/bench/results-quick.json`, "utf8")) as {
       machine: { node: string; cpus: number; quick: boolean; warmup: boolean; dillwsFrom: string };
       results: Record<string, Record<string, number[]>>;
+      cpu: Record<string, Record<string, number[]>>;
     };
+    expect(Object.keys(json.cpu)).toEqual(timed);
+    for (const name of timed) {
+      for (const [impl, v] of Object.entries(json.cpu[name]!)) expect(v[0]! > 0, `${name} ${impl} cpu ${v[0]}`).toBe(true);
+    }
     expect(json.machine).toMatchObject({ node: process.version, quick: true, warmup: true, dillwsFrom: "dist/" });
     expect(Object.keys(json.results)).toEqual(SCENARIOS);
     for (const name of SCENARIOS) {
-      expect(Object.keys(json.results[name]!).sort(), name).toEqual([...IMPLS].sort());
-      for (const impl of IMPLS) {
+      const impls = DILLWS_ONLY.has(name) ? ["dillws"] : IMPLS;
+      expect(Object.keys(json.results[name]!).sort(), name).toEqual([...impls].sort());
+      for (const impl of impls) {
         const v = json.results[name]![impl]!;
         expect(v.length).toBe(1);
         // Rates must be positive; a heap difference over the quick pass's 50 idle

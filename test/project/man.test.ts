@@ -135,12 +135,27 @@ function runnerFor(file: string): [string, string[]] {
 
 interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timedOut: boolean }
 
+// A section-1 page's example is a shell script (sh -e); `dillws` in it is the
+// command (lib/cli/main.ts through tsx), as an executable on PATH that execs
+// node, so that `$!` of `dillws ... &` is the command's own process.
+const cliMain = fileURLToPath(new URL("../../lib/cli/main.ts", import.meta.url));
+let shellBin: string | null = null;
+function cliOnPath(): string {
+  if (shellBin !== null) return shellBin;
+  shellBin = join(tmpRoot, "bin");
+  mkdirSync(shellBin);
+  const [cmd, args] = runnerFor(cliMain);
+  writeFileSync(join(shellBin, "dillws"), `#!/bin/sh\nexec ${[cmd, ...args].map((a) => JSON.stringify(a)).join(" ")} "$@"\n`, { mode: 0o755 });
+  return shellBin;
+}
+
 function runProgram(file: string, tmp: string): Promise<RunResult> {
-  const [cmd, args] = runnerFor(file);
+  const shell = file.endsWith(".sh");
+  const [cmd, args] = shell ? ["sh", ["-e", file]] : runnerFor(file);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: root, // `--import tsx` resolves tsx from here
-      env: { ...process.env, TMPDIR: tmp },
+      env: { ...process.env, TMPDIR: tmp, ...(shell ? { PATH: `${cliOnPath()}:${process.env.PATH ?? ""}` } : {}) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -247,9 +262,10 @@ describe("man page examples", () => {
 
   describe.concurrent.each(examples.filter((e) => e.program !== null))("$page", ({ page, program }) => {
     it("runs, exits 0 and writes nothing to stderr", async () => {
-      const { code, imports } = bindToLibrary(program!);
+      const shell = page.endsWith(".1");
+      const { code, imports } = shell ? { code: program!, imports: 1 } : bindToLibrary(program!);
       expect(imports, "the example imports from \"dillws\"").toBeGreaterThan(0);
-      const file = join(tmpRoot, `${page}.mts`);
+      const file = join(tmpRoot, shell ? `${page}.sh` : `${page}.mts`);
       const tmp = join(tmpRoot, `tmp-${page}`);
       mkdirSync(tmp);
       writeFileSync(file, code);
@@ -273,7 +289,7 @@ describe("man page examples", () => {
     const dir = join(tmpRoot, "typecheck");
     mkdirSync(dir);
     try {
-      const files = examples.filter((e) => e.program !== null).map((e) => {
+      const files = examples.filter((e) => e.program !== null && !e.page.endsWith(".1")).map((e) => {
         const f = join(dir, `${e.page.replace(/\W/g, "_")}.mts`);
         writeFileSync(f, bindToLibrary(e.program!).code);
         return f;
