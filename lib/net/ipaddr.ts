@@ -94,19 +94,36 @@ export function ipaddrLocal(name: string | null, port: number, mode: number = IP
 /** Resolves a remote host name (or literal) under a deadline. */
 export async function ipaddrRemote(name: string, port: number, mode: number, dl: number,
                                    opts?: CallOptions): Promise<IpAddr> {
-  checkArgs("ipaddrRemote", port, mode);
-  if (typeof name !== "string" || name === "") throw new DillError("EINVAL", "ipaddrRemote", "a host name is required");
-  checkCancelled("ipaddrRemote", opts);
-  const lit = literal(name, port, mode, "ipaddrRemote");
-  if (lit !== null) return lit;
+  return (await remoteAll(name, port, mode, dl, opts, "ipaddrRemote"))[0]!;
+}
+
+/**
+ * Every address of a name that `mode` allows, the preferred family first
+ * (resolver order within a family): what a connect that tries each in turn
+ * needs (wsConnect). Never empty: EADDRNOTAVAIL instead.
+ */
+export function ipaddrRemoteAll(name: string, port: number, mode: number, dl: number,
+                                opts: CallOptions | undefined, syscall: string): Promise<IpAddr[]> {
+  return remoteAll(name, port, mode, dl, opts, syscall);
+}
+
+async function remoteAll(name: string, port: number, mode: number, dl: number,
+                         opts: CallOptions | undefined, syscall: string): Promise<IpAddr[]> {
+  checkArgs(syscall, port, mode);
+  if (typeof name !== "string" || name === "") throw new DillError("EINVAL", syscall, "a host name is required");
+  checkCancelled(syscall, opts);
+  const lit = literal(name, port, mode, syscall);
+  if (lit !== null) return [lit];
   // getaddrinfo cannot be interrupted: on a deadline we stop waiting for it.
-  const all = await block<ReadonlyArray<{ address: string; family: number }>>("ipaddrRemote", dl, opts, (resolve, reject) => {
-    dnsLookup(name, { all: true }).then(resolve, (e: unknown) => reject(fromNodeError(e, "ipaddrRemote")));
+  const all = await block<ReadonlyArray<{ address: string; family: number }>>(syscall, dl, opts, (resolve, reject) => {
+    dnsLookup(name, { all: true }).then(resolve, (e: unknown) => reject(fromNodeError(e, syscall)));
     return () => undefined;
   });
-  const c = pick(all, mode);
-  if (c === undefined) throw new DillError("EADDRNOTAVAIL", "ipaddrRemote", `${name} has no address of the requested family`);
-  return new IpAddr(c.family, c.address, port);
+  const v4 = all.filter((c) => c.family === 4).map((c) => new IpAddr(4, c.address, port));
+  const v6 = all.filter((c) => c.family === 6).map((c) => new IpAddr(6, c.address, port));
+  const out = mode === IPADDR_IPV4 ? v4 : mode === IPADDR_IPV6 ? v6 : mode === IPADDR_PREF_IPV6 ? [...v6, ...v4] : [...v4, ...v6];
+  if (out.length === 0) throw new DillError("EADDRNOTAVAIL", syscall, `${name} has no address of the requested family`);
+  return out;
 }
 
 export function ipaddrPort(a: IpAddr): number {

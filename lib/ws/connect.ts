@@ -4,7 +4,7 @@
 import { DillError } from "../runtime/errors";
 import { hclose, type ByteHandle, type WsHandle } from "../runtime/handles";
 import { checkCancelled } from "../runtime/wait";
-import { IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6, ipaddrRemote, type IpAddr } from "../net/ipaddr";
+import { IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6, ipaddrRemoteAll, type IpAddr } from "../net/ipaddr";
 import { ipcConnect } from "../net/ipc";
 import { tcpConnect } from "../net/tcp";
 import { tlsAttachClient, type TlsClientOptions } from "../net/tls";
@@ -92,22 +92,11 @@ function failed(e: unknown, what: string): unknown {
   return out;
 }
 
-const FAMILIES: Record<number, number[]> = {
-  [IPADDR_IPV4]: [IPADDR_IPV4], [IPADDR_IPV6]: [IPADDR_IPV6],
-  [IPADDR_PREF_IPV4]: [IPADDR_IPV4, IPADDR_IPV6], [IPADDR_PREF_IPV6]: [IPADDR_IPV6, IPADDR_IPV4],
-};
+const MODES = new Set([IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6]);
 
-/**
- * The addresses of a name, in the order `mode` prefers: ipaddrRemote gives
- * one per family, so both families are asked (at once).
- */
-async function resolve(host: string, port: number, mode: number, dl: number, opts: WsConnectOptions): Promise<IpAddr[]> {
-  const tries = await Promise.allSettled(FAMILIES[mode]!.map((f) => ipaddrRemote(host, port, f, dl, opts)));
-  const found = tries.flatMap((t) => (t.status === "fulfilled" ? [t.value] : []));
-  if (found.length > 0) return found;
-  const errs = tries.map((t) => (t as PromiseRejectedResult).reason as unknown);
-  // The deadline or a cancellation says more than "not found" for the other family.
-  throw errs.find((e) => e instanceof DillError && (e.code === "ETIMEDOUT" || e.code === "ECANCELED")) ?? errs[0];
+/** Every address of a name, in the order `mode` prefers. */
+function resolve(host: string, port: number, mode: number, dl: number, opts: WsConnectOptions): Promise<IpAddr[]> {
+  return ipaddrRemoteAll(host, port, mode, dl, opts, SYSCALL);
 }
 
 /** Connects to the first address of `host` that accepts, each tried in turn within dl. */
@@ -138,7 +127,7 @@ export async function wsConnect(url: string | URL, flags: number, dl: number, op
   const target = parseWsUrl(url);
   if (typeof opts !== "object" || opts === null) throw bad("the options must be an object");
   const { tls, proxy: proxyUrl, mode = IPADDR_PREF_IPV4, ...wsOpts } = opts;
-  if (FAMILIES[mode] === undefined) throw bad("mode must be one of the IPADDR_* constants");
+  if (!MODES.has(mode)) throw bad("mode must be one of the IPADDR_* constants");
   if (tls !== undefined && (typeof tls !== "object" || tls === null)) throw bad("tls must be an object of TLS options");
   const proxy: Proxy | null = proxyUrl === undefined ? null : parseProxy(proxyUrl, SYSCALL);
   if (proxy !== null && target.kind === "ipc") throw bad("a proxy cannot reach a ws+unix: socket");

@@ -18,11 +18,15 @@ import { makeCerts, removeCerts, type TestCerts } from "../helpers/certs";
 import { checkError, checkResources, rejects, waitFor } from "../helpers/foundation";
 
 // Names the tests resolve without a DNS server: "dual.test" has an IPv6 and
-// an IPv4 loopback address, and ".invalid" names (RFC 2606) do not resolve.
+// an IPv4 loopback address, "multi.test" three IPv4 loopback addresses, and
+// ".invalid" names (RFC 2606) do not resolve.
 vi.mock("node:dns/promises", async (importOriginal) => {
   const orig = await importOriginal<typeof import("node:dns/promises")>();
   const lookup = ((name: string, o?: unknown) => {
     if (name === "dual.test") return Promise.resolve([{ address: "::1", family: 6 }, { address: "127.0.0.1", family: 4 }]);
+    if (name === "multi.test") {
+      return Promise.resolve([{ address: "127.0.0.2", family: 4 }, { address: "127.0.0.3", family: 4 }, { address: "127.0.0.1", family: 4 }]);
+    }
     if (name.endsWith(".invalid")) return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: "ENOTFOUND" }));
     return (orig.lookup as (n: string, o?: unknown) => Promise<unknown>)(name, o);
   }) as typeof orig.lookup;
@@ -286,6 +290,17 @@ describe("several addresses for one name", () => {
       hclose(a);
     } finally {
       await v6.close();
+    }
+  });
+
+  it("every address of a family is tried, not only the first", async () => {
+    // Only the third IPv4 address (127.0.0.1) listens.
+    const v4 = await wsServer({ host: "127.0.0.1" });
+    try {
+      hclose(own(await wsConnect(`ws://multi.test:${v4.port}/`, WS_TEXT, now() + DL, { mode: IPADDR_IPV4 })));
+      expect(v4.seen.length).toBe(1);
+    } finally {
+      await v4.close();
     }
   });
 
