@@ -22,13 +22,14 @@ export {
   type TlsClientOptions, type TlsServerOptions, type TlsInfo,
 } from "./net/tls";
 export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/message";
+export type { WsStream } from "./ws/message-stream";
 export {
   wsAttachClient, wsAttachServer,
   type WsAttachClientOptions, type WsAttachServerOptions, type WsAttachServerResult, type WsRefusal, type WsRequest, type WsVerdict,
 } from "./ws/attach";
 export {
-  wsSend, wsSendl, wsRecv, wsMessages, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,
-  wsRequestKey, wsResponseKey, msend, mrecv,
+  wsSend, wsSendl, wsRecv, wsRecvStream, wsMessages, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,
+  wsRequestKey, wsResponseKey, msend, mrecv, type WsPayload,
 } from "./ws/api";
 export { wsConnect, type WsConnectOptions } from "./ws/connect";
 export { wsAttachUpgrade } from "./ws/upgrade";

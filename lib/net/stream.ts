@@ -346,20 +346,25 @@ export class ByteStream implements HandleObject {
   async room(n: number, syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
     if (!this.writeLock.tryAcquire()) await this.writeLock.acquire(syscall, dl, opts);
     try {
-      while (this.sock.writableLength >= highWater(n)) {
-        const e = this.writeError(syscall);
-        if (e !== null) throw e;
-        await block<undefined>(syscall, dl, opts, (resolve, reject) => {
-          this.drain = { resolve, reject };
-          return () => { this.drain = null; };
-        });
-      }
-      const e = this.writeError(syscall);
-      if (e !== null) throw e;
+      await this.roomHeld(n, syscall, dl, opts);
     } catch (e) {
       this.writeLock.release();
       throw e;
     }
+  }
+
+  /** room() for a caller that already holds the write lock (a message sent in fragments); keeps it either way. */
+  async roomHeld(n: number, syscall: string, dl: number, opts: CallOptions | undefined): Promise<void> {
+    while (this.sock.writableLength >= highWater(n)) {
+      const e = this.writeError(syscall);
+      if (e !== null) throw e;
+      await block<undefined>(syscall, dl, opts, (resolve, reject) => {
+        this.drain = { resolve, reject };
+        return () => { this.drain = null; };
+      });
+    }
+    const e = this.writeError(syscall);
+    if (e !== null) throw e;
   }
 
   /**

@@ -10,6 +10,9 @@ export class Fifo<T> {
 
   get empty(): boolean { return this.head === undefined; }
 
+  /** The oldest item, left in place; undefined when empty. */
+  get first(): T | undefined { return this.head; }
+
   push(x: T): void {
     if (this.head === undefined) this.head = x;
     else (this.rest ??= []).push(x);

@@ -6,6 +6,7 @@ import { acceptFor, makeRequestKey } from "./core/handshake";
 import { WsConn } from "./conn";
 import { toBuffer, WS_BINARY, WS_TEXT, type WsMessage } from "./message";
 import { END, type Iteration } from "./receiver";
+import type { WsStream } from "./message-stream";
 import { OP_BINARY, OP_TEXT } from "./core/frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
@@ -29,13 +30,22 @@ export function sendFlags(flags: number, syscall: string): void {
   if (flags !== WS_TEXT && flags !== WS_BINARY) throw new DillError("EINVAL", syscall, "flags must be WS_TEXT or WS_BINARY");
 }
 
-/** Sends one message (WS_TEXT or WS_BINARY in flags), whole or not at all. */
-export function wsSend(ws: WsHandle, flags: number, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+/** A message's payload as wsSend takes it: whole, or as chunks (a fragment each). */
+export type WsPayload = Uint8Array | string | Iterable<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
+
+/**
+ * Sends one message (WS_TEXT or WS_BINARY in flags), whole or not at all;
+ * an iterable or async iterable of chunks is one message of a fragment per chunk.
+ */
+export function wsSend(ws: WsHandle, flags: number, data: WsPayload, dl: number, opts?: CallOptions): Promise<void> {
   let c: WsConn;
   let p: Buffer | string;
   try {
     c = conn(ws, "wsSend");
     sendFlags(flags, "wsSend");
+    if (typeof data !== "string" && !(data instanceof Uint8Array) && typeof data === "object" && data !== null) {
+      return c.sendFragments("wsSend", (flags & WS_TEXT) !== 0 ? OP_TEXT : OP_BINARY, data, (flags & WS_TEXT) !== 0, dl, opts);
+    }
     p = payload(flags, data, "wsSend");
   } catch (e) {
     return Promise.reject(e);
@@ -111,6 +121,16 @@ export async function wsDetach<B extends ByteHandle>(ws: WsHandle<B>, status: nu
   c.release();
   unregister(ws);
   return register<B>(c.s);
+}
+
+/**
+ * The next message as a stream of pieces: resolves once the message begins;
+ * next(dl) gives its payload piece by piece, null at its end.
+ */
+export function wsRecvStream(ws: WsHandle, dl: number, opts?: CallOptions): Promise<WsStream> {
+  let c: WsConn;
+  try { c = conn(ws, "wsRecvStream"); } catch (e) { return Promise.reject(e); }
+  return c.recvStream("wsRecvStream", dl, opts);
 }
 
 /** The peer's close status and reason; EAGAIN before its close frame. */

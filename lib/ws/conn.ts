@@ -71,16 +71,20 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     }
   }
 
-  /** No answer to a keepalive ping: close 1011, and the connection has failed. */
+  /** No answer to a keepalive ping: the connection has failed. */
   private keepaliveFailed(timeout: number): void {
+    this.failLocal(`the peer did not answer a keepalive ping within ${timeout} ms`);
+  }
+
+  /** Fails the connection from our side: close 1011, FIN, and every later call ECONNRESET. */
+  protected failLocal(detail: string): void {
     leaveKeepalive(this);
     if (!this.sentClose) {
       this.sentClose = true;
       this.writeNow(OP_CLOSE, encodeClose(CLOSE_INTERNAL, EMPTY));
     }
     if (!this.s.ended && !this.s.destroyed) { this.s.ended = true; this.s.sock.end(); }
-    const detail = `the peer did not answer a keepalive ping within ${timeout} ms`;
-    this.failure = new DillError("ECONNRESET", "keepalive", detail);
+    this.failure = new DillError("ECONNRESET", "wsSend", detail);
     this.s.onReadable = null;
     this.failAll((sc) => new DillError("ECONNRESET", sc, detail));
   }
@@ -111,6 +115,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   /** The peer's close frame arrived: waiters learn it. */
   private closed(): void {
     leaveKeepalive(this);
+    this.failStream(eventError("EPIPE", "wsRecvStream", "the peer closed the WebSocket before the message ended"));
     for (const w of this.recvWaiters.drain()) w.peerClosed();
     for (const w of this.pings?.drain() ?? []) w.reject(eventError("EPIPE", w.syscall, "the peer closed the WebSocket"));
     for (const w of this.closeWaiters?.drain() ?? []) w.resolve(undefined);
@@ -145,6 +150,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   }
 
   private failAll(err: (syscall: string) => DillError): void {
+    this.failStream(err("wsRecvStream"));
     for (const w of this.recvWaiters.drain()) w.fail(err(w.syscall));
     for (const w of this.pings?.drain() ?? []) w.reject(err(w.syscall));
     for (const w of this.closeWaiters?.drain() ?? []) w.reject(err(w.syscall));
@@ -186,6 +192,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     if (!this.sentClose && this.peerClose === null) await this.send(syscall, OP_CLOSE, p, dl, opts, true);
     if (this.peerClose !== null) return;
     this.discarding = true;
+    this.failStream(new DillError("ECANCELED", "wsRecvStream", "the WebSocket is being detached"));
     this.inbox = null;
     this.inboxBytes = 0;
     this.dropParts();

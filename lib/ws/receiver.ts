@@ -8,6 +8,7 @@ import { Utf8Validator } from "./core/utf8";
 import { Fifo } from "../runtime/fifo";
 import { EMPTY, WS_BINARY, WS_TEXT, WsMessage } from "./message";
 import { WsSender } from "./sender";
+import { WsStream, type StreamSource } from "./message-stream";
 
 /**
  * Bytes of messages parsed ahead while no receive waits, at least: past
@@ -34,11 +35,15 @@ export interface Iteration { over: boolean }
 export const END: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 type Step = IteratorResult<WsMessage, undefined>;
 
-/** A waiting receive: a wsRecv (`it` null) or a step of an iteration. */
-class RecvWait extends Wait<WsMessage | Step> {
+/** What a receive asks for: a message (wsRecv), an iteration's step, or the next message as a stream. */
+type Mode = Iteration | typeof AS_STREAM | null;
+const AS_STREAM = 1;
+
+/** A waiting receive: a wsRecv (`it` null), a step of an iteration, or a wsRecvStream. */
+class RecvWait extends Wait<WsMessage | Step | WsStream> {
   readonly c: WsReceiver;
-  readonly it: Iteration | null;
-  constructor(c: WsReceiver, syscall: string, it: Iteration | null) {
+  readonly it: Mode;
+  constructor(c: WsReceiver, syscall: string, it: Mode) {
     super(syscall);
     this.c = c;
     this.it = it;
@@ -47,13 +52,13 @@ class RecvWait extends Wait<WsMessage | Step> {
   protected stop(): void { this.c.dropRecv(this); }
   /** Any failure of a step (a deadline or cancellation too) ends its iteration. */
   override fail(e: unknown): void {
-    if (this.it !== null) this.it.over = true;
+    if (this.it !== null && this.it !== AS_STREAM) this.it.over = true;
     super.fail(e);
   }
-  message(m: WsMessage): void { this.ok(result(this.it, m)); }
+  message(m: WsMessage): void { this.ok(this.c.result(this.it, m)); }
   /** The peer's close frame: an iteration ends cleanly, a wsRecv fails EPIPE. */
   peerClosed(): void {
-    if (this.it === null) this.fail(eventError("EPIPE", this.syscall, "the peer closed the WebSocket"));
+    if (this.it === null || this.it === AS_STREAM) this.fail(eventError("EPIPE", this.syscall, "the peer closed the WebSocket"));
     else { this.it.over = true; this.ok(END); }
   }
 }
@@ -61,10 +66,6 @@ class RecvWait extends Wait<WsMessage | Step> {
 function failDeferred(r: WsReceiver): void { r.failDeferred(); }
 function releaseClose(r: WsReceiver): void { r.releaseClose(); }
 
-/** What a receive of `it` resolves with for message m. */
-function result(it: Iteration | null, m: WsMessage): WsMessage | Step {
-  return it === null ? m : { value: m, done: false };
-}
 
 /**
  * The receive path of a WebSocket connection: parses frames from the byte
@@ -72,7 +73,7 @@ function result(it: Iteration | null, m: WsMessage): WsMessage | Step {
  * nothing: partial state survives across calls), keeps messages read ahead
  * within a bound, and hands control frames to the connection.
  */
-export abstract class WsReceiver extends WsSender implements Readable {
+export abstract class WsReceiver extends WsSender implements Readable, StreamSource {
   readonly maxMessageSize: number;
   // Receive state; survives deadlines and cancellations.
   private inFrame = false;
@@ -117,6 +118,14 @@ export abstract class WsReceiver extends WsSender implements Readable {
   private deferred: ProtocolError | DillError | null = null;
   /** CLOSE_HELD: the peer's close frame is buffered, not yet taken; CLOSE_DUE: take it now (see holdClose). */
   private closeState = 0;
+  /**
+   * The message being received as a stream (wsRecvStream), or null: its
+   * payload goes to the stream as it is parsed, not into parts.
+   * `skipping`: the rest of the current message is dropped (a later receive
+   * came before its stream was read to the end).
+   */
+  private stream: WsStream | null = null;
+  private skipping = false;
 
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
@@ -173,7 +182,10 @@ export abstract class WsReceiver extends WsSender implements Readable {
           this.msgOp = op;
           if (op === OP_TEXT) (this.utf8 ??= new Utf8Validator()).reset();
         }
-        if (this.partsLen + h.length > this.maxMessageSize) {
+        if (op !== OP_CONT && !this.discarding) this.startMessage();
+        if (this.stream === null && !this.skipping && this.partsLen + h.length > this.maxMessageSize) {
+          // Without a receive to report it to, wait: a wsRecvStream may yet take the message whole.
+          if (hold && this.recvWaiters.empty) { this.msgOp = op === OP_CONT ? this.msgOp : 0; return null; }
           throw new ProtocolError(CLOSE_TOO_BIG, `a message of more than ${this.maxMessageSize} bytes`);
         }
         s.skip(hl);
@@ -181,10 +193,11 @@ export abstract class WsReceiver extends WsSender implements Readable {
         this.frameLen = h.length;
         this.frameGot = 0;
         this.frameFin = h.fin;
-        this.partsMasked = masked && h.fin && op === OP_BINARY && !this.discarding;
+        this.partsMasked = masked && h.fin && op === OP_BINARY && !this.discarding && this.stream === null && !this.skipping;
       }
       // Payload of a data frame, taken as it arrives (text checked on the fly).
       while (this.frameGot < this.frameLen) {
+        if (this.stream?.full === true) return null; // the application takes pieces first
         const first = s.firstAvail();
         if (first === 0) return null;
         const k = Math.min(first, this.frameLen - this.frameGot);
@@ -193,7 +206,8 @@ export abstract class WsReceiver extends WsSender implements Readable {
         if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
-        if (!this.discarding) {
+        if (this.stream !== null) this.stream.push(chunk);
+        else if (!this.discarding && !this.skipping) {
           if (this.part === null) this.part = chunk;
           else {
             // Views pin whole socket chunks: many small fragments are merged so a
@@ -212,6 +226,14 @@ export abstract class WsReceiver extends WsSender implements Readable {
       if (!this.frameFin) continue;
       if (this.msgOp === OP_TEXT && !this.utf8!.complete) {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
+      }
+      if (this.stream !== null || this.skipping) {
+        this.stream?.end();
+        this.stream = null;
+        this.skipping = false;
+        this.partsLen = 0;
+        this.msgOp = 0;
+        continue;
       }
       const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this.joinParts());
       this.dropParts();
@@ -387,6 +409,54 @@ export abstract class WsReceiver extends WsSender implements Readable {
     else { (this.inbox ??= []).push(m); this.inboxBytes += m.data.length; }
   }
 
+  /** A data message begins: a wsRecvStream waiting first gets it as a stream. */
+  private startMessage(): void {
+    const w = this.recvWaiters.first;
+    if (w === undefined || w.it !== AS_STREAM) return;
+    this.recvWaiters.shift();
+    this.stream = new WsStream(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this);
+    w.ok(this.stream);
+  }
+
+  /** @internal What a receive in mode `it` resolves with for the complete message m. */
+  result(it: Mode, m: WsMessage): WsMessage | Step | WsStream {
+    if (it === null) return m;
+    if (it !== AS_STREAM) return { value: m, done: false };
+    const st = new WsStream(m.flags, this);
+    if (m.data.length > 0) st.push(m.data);
+    st.end();
+    return st;
+  }
+
+  /** StreamSource: the application took pieces below the bound. */
+  resume(): void { this.drive(); }
+
+  /** Ends the current stream with e (its reader learns why no more comes); the rest of its message is dropped. */
+  protected failStream(e: DillError): void {
+    const st = this.stream;
+    if (st === null) return;
+    this.stream = null;
+    if (this.msgOp !== 0) this.skipping = true;
+    st.fail(e);
+  }
+
+  /** The rest of a partly received message goes to a new stream (wsRecvStream came after it began). */
+  private streamInProgress(): WsStream {
+    const st = new WsStream(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this);
+    if (this.part !== null) st.push(this.joinParts());
+    this.dropParts();
+    this.stream = st;
+    return st;
+  }
+
+  /**
+   * The next message as a stream (wsRecvStream): it resolves once the
+   * message begins, and maxMessageSize does not apply to it.
+   */
+  recvStream(syscall: string, dl: number, opts: CallOptions | undefined): Promise<WsStream> {
+    return this.receive(syscall, dl, opts, AS_STREAM) as Promise<WsStream>;
+  }
+
   /** Receives one whole message, in call order among concurrent callers. */
   recv(syscall: string, dl: number, opts: CallOptions | undefined): Promise<WsMessage> {
     return this.receive(syscall, dl, opts, null) as Promise<WsMessage>;
@@ -401,20 +471,27 @@ export abstract class WsReceiver extends WsSender implements Readable {
     return this.receive(syscall, -1, opts, it) as Promise<Step>;
   }
 
-  private receive(syscall: string, dl: number, opts: CallOptions | undefined, it: Iteration | null): Promise<WsMessage | Step> {
+  private receive(syscall: string, dl: number, opts: CallOptions | undefined, it: Mode): Promise<WsMessage | Step | WsStream> {
     try {
       checkCancelled(syscall, opts);
+      // A stream not read to its end: the next receive gets the message after it.
+      if (this.stream !== null) this.failStream(new DillError("ECANCELED", "wsRecvStream", "a later receive skipped the rest of this message"));
       if (this.recvWaiters.empty) {
         const queued = this.inbox?.shift();
         if (queued !== undefined) {
           this.inboxBytes -= queued.data.length;
           if (this.inbox!.length === 0) this.inbox = null;
           if (this.s.onReadable === null) this.drive(); // paused at the bound: room again
-          return Promise.resolve(result(it, queued));
+          return Promise.resolve(this.result(it, queued));
         }
-        if (this.failure === null && this.peerClose === null && this.deferred === null) {
+        if (it === AS_STREAM && this.msgOp !== 0 && !this.discarding && !this.skipping && this.deferred === null && this.failure === null) {
+          const st = this.streamInProgress();
+          this.drive();
+          return Promise.resolve(st);
+        }
+        if (it !== AS_STREAM && this.failure === null && this.peerClose === null && this.deferred === null) {
           const m = this.stepOrFail(syscall);
-          if (m !== null) return Promise.resolve(result(it, m));
+          if (m !== null) return Promise.resolve(this.result(it, m));
           if (this.peerClose === null) {
             const e = this.s.readError(syscall);
             if (e !== null) throw this.broken(e, syscall);
@@ -428,11 +505,11 @@ export abstract class WsReceiver extends WsSender implements Readable {
         this.deferred = null;
         throw new DillError(d.code, syscall, d.detail);
       }
-      if (it !== null && this.failure === null && this.peerClose !== null) { it.over = true; return Promise.resolve(END); }
+      if (it !== null && it !== AS_STREAM && this.failure === null && this.peerClose !== null) { it.over = true; return Promise.resolve(END); }
       const e = this.stateError(syscall, false);
       if (e !== null) throw e;
     } catch (e) {
-      if (it !== null) it.over = true;
+      if (it !== null && it !== AS_STREAM) it.over = true;
       return Promise.reject(e);
     }
     return wait(new RecvWait(this, syscall, it), dl, opts);
@@ -442,6 +519,8 @@ export abstract class WsReceiver extends WsSender implements Readable {
   queueRecv(w: RecvWait): void {
     this.recvWaiters.push(w);
     this.listen();
+    // A message may wait unparsed (paused at a bound): a stream takes it from its start.
+    if (w.it === AS_STREAM && this.recvWaiters.first === w) this.drive();
   }
 
   /** @internal */

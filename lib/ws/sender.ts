@@ -1,10 +1,47 @@
 import { DillError } from "../runtime/errors";
 import { unitSize, type ByteStream } from "../net/stream";
-import { checkCancelled, type CallOptions } from "../runtime/wait";
-import { encodeHeader, encodedHeaderLength } from "./core/frame";
+import { block, checkCancelled, type CallOptions } from "../runtime/wait";
+import { Utf8Validator } from "./core/utf8";
+import { encodeHeader, encodedHeaderLength, OP_CONT } from "./core/frame";
 import { POOLED_MIN, release, take } from "./bufpool";
 import { applyMask, copyMasked, drawMask } from "./core/mask";
-import type { Payload } from "./message";
+import { EMPTY, type Payload } from "./message";
+
+type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>;
+
+function iteratorOf(source: Iterable<unknown> | AsyncIterable<unknown>, syscall: string): AnyIterator {
+  const a = (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator];
+  if (typeof a === "function") return a.call(source);
+  const i = (source as Partial<Iterable<unknown>>)[Symbol.iterator];
+  if (typeof i === "function") return i.call(source);
+  throw new DillError("EINVAL", syscall, "data must be a string, a Uint8Array, or an iterable of them");
+}
+
+/** The source's next chunk, waited for under the call's deadline and cancellation. */
+function pull(it: AnyIterator, syscall: string, dl: number, opts: CallOptions | undefined): Promise<IteratorResult<unknown>> {
+  let r: IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
+  try { r = it.next(); } catch (e) { return Promise.reject(e); }
+  if (!(r instanceof Promise)) return Promise.resolve(r);
+  const p = r;
+  return block<IteratorResult<unknown>>(syscall, dl, opts, (resolve, reject) => {
+    p.then(resolve, reject);
+    return () => undefined;
+  });
+}
+
+async function closeIterator(it: AnyIterator): Promise<void> {
+  try { await it.return?.(); } catch { /* the source's own cleanup failed: nothing to add */ }
+}
+
+/** A chunk as bytes: a string as UTF-8, a Uint8Array as a view. */
+function chunkOf(v: unknown, syscall: string): Buffer {
+  if (typeof v === "string") return Buffer.from(v, "utf8");
+  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  throw new DillError("EINVAL", syscall, "each chunk must be a string or a Uint8Array");
+}
+
+/** The FIN bit of a frame's first byte (RSV1 is 0x40). */
+export const FIN = 0x80;
 
 /** Returned by calls that completed at once (a settled promise can be shared). */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -76,6 +113,8 @@ export abstract class WsSender {
 
   /** The stream ended or broke without a close frame: fails the connection (see WsConn). */
   protected abstract broken(e: unknown, syscall: string): DillError;
+  /** Fails the connection from our side: close frame with 1011, then every later call ECONNRESET (see WsConn). */
+  protected abstract failLocal(detail: string): void;
 
   /** The error a call gets on a connection that is over, or null. */
   protected stateError(syscall: string, sending: boolean): DillError | null {
@@ -86,16 +125,18 @@ export abstract class WsSender {
   }
 
 
-  /** Builds one frame; the client masks it in the same pass. */
-  private frame(op: number, data: Payload): Buffer {
+  /** Builds one frame (head: FIN and RSV bits as in its first byte); the client masks it in the same pass. */
+  private frame(op: number, data: Payload, head = FIN): Buffer {
     const client = this.client;
     const len = typeof data === "string" ? Buffer.byteLength(data, "utf8") : unitSize(data);
     const hl = encodedHeaderLength(len, client);
     // Always one buffer of our own: one write per frame, and the caller may
     // reuse its data as soon as the send resolves.
     const out = hl + len >= POOLED_MIN ? take(hl + len).subarray(0, hl + len) : Buffer.allocUnsafe(hl + len);
-    if (client) { drawMask(out, hl - 4); encodeHeader(out, 0, true, op, len, out, hl - 4); }
-    else encodeHeader(out, 0, true, op, len, null);
+    const fin = (head & FIN) !== 0;
+    const rsv = (head >> 4) & 7;
+    if (client) { drawMask(out, hl - 4); encodeHeader(out, 0, fin, op, len, out, hl - 4, rsv); }
+    else encodeHeader(out, 0, fin, op, len, null, 0, rsv);
     if (client && Buffer.isBuffer(data)) { copyMasked(data, out, hl, out, hl - 4); return out; }
     if (typeof data === "string") out.write(data, hl, "utf8");
     else if (Buffer.isBuffer(data)) data.copy(out, hl);
@@ -145,10 +186,10 @@ export abstract class WsSender {
   }
 
   /** Builds the frame and hands it to the socket; a pooled buffer goes back once written. */
-  private commit(syscall: string, op: number, data: Payload, closing: boolean): void {
+  protected commit(syscall: string, op: number, data: Payload, closing: boolean, head = FIN): void {
     const we = this.s.writeError(syscall);
     if (we !== null) throw this.sockFailed(we, syscall);
-    const f = this.frame(op, data);
+    const f = this.frame(op, data, head);
     if (closing) this.sentClose = true;
     if (f.length < POOLED_MIN) { this.s.writeNow(f); return; }
     // Pooled frames go back once written. The socket finishes writes in order,
@@ -156,6 +197,61 @@ export abstract class WsSender {
     // connection instead of a closure per frame.
     (this.inflight ??= []).push(f);
     this.s.writeNow(f, this.written ??= () => { const w = this.inflight!.shift(); if (w !== undefined) release(w); });
+  }
+
+  /**
+   * Sends one message whose payload comes as chunks of an iterable or async
+   * iterable: a fragment per chunk (the last one is held until the source
+   * says it was the last, so the message has exactly one frame per chunk,
+   * or one empty frame when there are none). The message holds the write
+   * lock from start to end, so no other message's frames come between its
+   * fragments (pings, pongs and close frames may, RFC 6455 5.4). A
+   * deadline, cancellation or failure before the first fragment left sends
+   * nothing; after it, the message cannot be completed and the connection
+   * fails (1011).
+   */
+  async sendFragments(syscall: string, op: number, source: Iterable<unknown> | AsyncIterable<unknown>, text: boolean,
+                      dl: number, opts: CallOptions | undefined): Promise<void> {
+    checkCancelled(syscall, opts);
+    const e0 = this.stateError(syscall, true);
+    if (e0 !== null) throw e0;
+    const it = iteratorOf(source, syscall);
+    const s = this.s;
+    let sent = false;
+    let locked = false;
+    try {
+      if (!s.writeLock.tryAcquire()) await s.writeLock.acquire(syscall, dl, opts);
+      locked = true;
+      const utf8 = text ? new Utf8Validator() : null;
+      let cur = await pull(it, syscall, dl, opts);
+      for (;;) {
+        const chunk = cur.done === true ? EMPTY : chunkOf(cur.value, syscall);
+        if (utf8 !== null && !utf8.feed(chunk)) throw new DillError("EINVAL", syscall, "a text message must be valid UTF-8");
+        const next = cur.done === true ? cur : await pull(it, syscall, dl, opts);
+        const last = next.done === true;
+        if (last && utf8 !== null && !utf8.complete) throw new DillError("EINVAL", syscall, "a text message ends inside a UTF-8 sequence");
+        try {
+          await s.roomHeld(chunk.length, syscall, dl, opts);
+        } catch (err) {
+          throw this.sockFailed(err, syscall);
+        }
+        const e = this.stateError(syscall, true);
+        if (e !== null) throw e;
+        this.commit(syscall, sent ? OP_CONT : op, chunk, false, last ? FIN : 0);
+        sent = true;
+        if (last) return;
+        cur = next;
+      }
+    } catch (e) {
+      // Half a message is on the wire: nothing can follow it but a failure.
+      if (sent && this.failure === null && this.peerClose === null) {
+        this.failLocal(`a fragmented message could not be completed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (!sent || !(e instanceof DillError)) void closeIterator(it);
+      throw e;
+    } finally {
+      if (locked) s.writeLock.release();
+    }
   }
 
   /**
@@ -197,7 +293,7 @@ export abstract class WsSender {
    * EPIPE from the kernel) fails the whole connection; deadlines and
    * cancellations pass through untouched.
    */
-  private sockFailed(err: unknown, syscall: string): unknown {
+  protected sockFailed(err: unknown, syscall: string): unknown {
     if (!(err instanceof DillError) || (err.code !== "EPIPE" && err.code !== "ECONNRESET")) return err;
     return this.broken(err.code === "EPIPE" ? new DillError("ECONNRESET", syscall, "the connection broke while sending") : err, syscall);
   }
