@@ -23,12 +23,13 @@ export {
 } from "./net/tls";
 export { WS_BINARY, WS_TEXT, WS_NOHTTP, type WsMessage } from "./ws/message";
 export type { WsStream } from "./ws/message-stream";
+export type { CompressionOption, DeflateOptions, DeflateParams } from "./ws/core/deflate-params";
 export {
   wsAttachClient, wsAttachServer,
   type WsAttachClientOptions, type WsAttachServerOptions, type WsAttachServerResult, type WsRefusal, type WsRequest, type WsVerdict,
 } from "./ws/attach";
 export {
-  wsSend, wsSendl, wsRecv, wsRecvStream, wsMessages, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,
+  wsSend, wsSendl, wsRecv, wsRecvStream, wsMessages, wsCompression, type WsSendOptions, wsDone, wsDetach, wsStatus, wsProtocol, wsPing,
   wsRequestKey, wsResponseKey, msend, mrecv, type WsPayload,
 } from "./ws/api";
 export { wsConnect, type WsConnectOptions } from "./ws/connect";

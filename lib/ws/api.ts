@@ -7,6 +7,11 @@ import { WsConn } from "./conn";
 import { toBuffer, WS_BINARY, WS_TEXT, type WsMessage } from "./message";
 import { END, type Iteration } from "./receiver";
 import type { WsStream } from "./message-stream";
+import type { SendOptions } from "./sender";
+import type { DeflateParams } from "./core/deflate-params";
+
+/** The options of wsSend, wsSendl and msend: `compress: false` sends a message uncompressed. */
+export type WsSendOptions = SendOptions;
 import { OP_BINARY, OP_TEXT } from "./core/frame";
 
 const isWs = (o: HandleObject): o is WsConn => o instanceof WsConn;
@@ -37,7 +42,7 @@ export type WsPayload = Uint8Array | string | Iterable<Uint8Array | string> | As
  * Sends one message (WS_TEXT or WS_BINARY in flags), whole or not at all;
  * an iterable or async iterable of chunks is one message of a fragment per chunk.
  */
-export function wsSend(ws: WsHandle, flags: number, data: WsPayload, dl: number, opts?: CallOptions): Promise<void> {
+export function wsSend(ws: WsHandle, flags: number, data: WsPayload, dl: number, opts?: WsSendOptions): Promise<void> {
   let c: WsConn;
   let p: Buffer | string;
   try {
@@ -54,7 +59,7 @@ export function wsSend(ws: WsHandle, flags: number, data: WsPayload, dl: number,
 }
 
 /** Sends the concatenation of chunks as one message. */
-export async function wsSendl(ws: WsHandle, flags: number, chunks: readonly Uint8Array[], dl: number, opts?: CallOptions): Promise<void> {
+export async function wsSendl(ws: WsHandle, flags: number, chunks: readonly Uint8Array[], dl: number, opts?: WsSendOptions): Promise<void> {
   const c = conn(ws, "wsSendl");
   sendFlags(flags, "wsSendl");
   if (!Array.isArray(chunks) || !chunks.every((x) => x instanceof Uint8Array)) {
@@ -133,6 +138,12 @@ export function wsRecvStream(ws: WsHandle, dl: number, opts?: CallOptions): Prom
   return c.recvStream("wsRecvStream", dl, opts);
 }
 
+/** What permessage-deflate the handshake agreed on, or null (none). */
+export function wsCompression(ws: WsHandle): DeflateParams | null {
+  const p = conn(ws, "wsCompression").compression;
+  return p === null ? null : { ...p };
+}
+
 /** The peer's close status and reason; EAGAIN before its close frame. */
 export function wsStatus(ws: WsHandle): { status: number; reason: string } {
   return conn(ws, "wsStatus").status("wsStatus");
@@ -163,7 +174,7 @@ export function wsResponseKey(requestKey: string): string {
 }
 
 /** Sends a message of the type chosen at attach time. */
-export function msend(h: MsgHandle, data: Uint8Array | string, dl: number, opts?: CallOptions): Promise<void> {
+export function msend(h: MsgHandle, data: Uint8Array | string, dl: number, opts?: WsSendOptions): Promise<void> {
   let c: WsConn;
   let p: Buffer | string;
   try {

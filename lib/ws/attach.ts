@@ -1,10 +1,15 @@
 import { DillError } from "../runtime/errors";
 import { lookup, register, unregister, type ByteHandle, type WsHandle } from "../runtime/handles";
-import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, parseHead, safeHeader, type Head, type HeadLimits } from "../http/head";
+import { DEFAULT_HEAD_LIMITS, findHeadEnd, HeadError, headerValue, parseHead, safeHeader, type Head, type HeadLimits } from "../http/head";
 import { isByteStream, type ByteStream } from "../net/stream";
 import { block, checkCancelled, type CallOptions } from "../runtime/wait";
-import { WsConn } from "./conn";
+import { WsConn, type Compression } from "./conn";
 import type { Keepalive } from "./keepalive";
+import { PerMessageDeflate } from "./deflate";
+import {
+  acceptOffers, buildOffer, checkAnswer, checkCompression, deflateConfig, roleOf,
+  type CompressionOption, type DeflateConfig, type DeflateParams,
+} from "./core/deflate-params";
 import { DEFAULT_MAX_MESSAGE, WS_NOHTTP, WS_TEXT } from "./message";
 import {
   acceptFor, buildRefusal, buildRequest, buildResponse, checkClientOptions, checkRequest, checkResponse,
@@ -48,6 +53,8 @@ export interface WsAttachClientOptions extends CallOptions {
   maxMessageSize?: number;
   /** Largest HTTP response head (default 16 KiB). */
   maxHeaderSize?: number;
+  /** permessage-deflate (RFC 7692): off by default; true, or its parameters. */
+  compression?: CompressionOption;
   /** Keepalive: ping after this many ms without a frame from the peer (off by default). */
   pingInterval?: number;
   /** Keepalive: fail the connection when no frame answers the ping within this many ms (default pingInterval). */
@@ -62,6 +69,8 @@ export interface WsAttachServerOptions extends CallOptions {
   check?: (req: WsRequest) => WsVerdict | Promise<WsVerdict>;
   /** Largest HTTP request head (default 16 KiB; at most 128 header lines). */
   maxHeaderSize?: number;
+  /** permessage-deflate (RFC 7692): off by default; true, or its parameters. */
+  compression?: CompressionOption;
   /** Keepalive: ping after this many ms without a frame from the peer (off by default). */
   pingInterval?: number;
   /** Keepalive: fail the connection when no frame answers the ping within this many ms (default pingInterval). */
@@ -99,6 +108,19 @@ function keepalive(o: { pingInterval?: number; pingTimeout?: number }, syscall: 
   const ok = (x: unknown): x is number => typeof x === "number" && x > 0 && x <= 0x7fffffff;
   if (!ok(i) || !ok(t)) throw new DillError("EINVAL", syscall, "pingInterval and pingTimeout must be positive numbers of ms (at most 2^31-1)");
   return { interval: i, timeout: t };
+}
+
+/** The compression option, checked (EINVAL); null when off. */
+function compressionOf(o: { compression?: CompressionOption }, syscall: string): DeflateConfig | null {
+  const bad = checkCompression(o.compression);
+  if (bad !== null) throw new DillError("EINVAL", syscall, bad);
+  return deflateConfig(o.compression);
+}
+
+/** The engine for what was agreed, or null (declined, or not asked for). */
+function engineFor(dc: DeflateConfig | null, p: DeflateParams | null, client: boolean): Compression | null {
+  if (dc === null || p === null) return null;
+  return { engine: new PerMessageDeflate(roleOf(p, client), { level: dc.level, threshold: dc.threshold }), params: p };
 }
 
 function checkFlags(flags: number, syscall: string): void {
@@ -155,14 +177,16 @@ export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, 
     const max = maxMessage(opts, syscall);
     const lim = limits(opts, syscall);
     const ka = keepalive(opts, syscall);
+    const dc = compressionOf(opts, syscall);
     checkCancelled(syscall, opts);
     let protocol: string | null = null;
+    let agreed: DeflateParams | null = null;
     if ((flags & WS_NOHTTP) === 0) {
       const bad = checkClientOptions(resource, host, opts);
       if (bad !== null) throw new DillError("EINVAL", syscall, bad);
       checkHeaders(opts.headers, CLIENT_OWN, syscall);
       const key = makeRequestKey();
-      await st.send(buildRequest(resource, host, key, opts), syscall, dl, opts);
+      await st.send(buildRequest(resource, host, key, opts, dc === null ? null : buildOffer(dc)), syscall, dl, opts);
       let head: Head;
       try {
         head = await readHead(st, lim, syscall, dl, opts);
@@ -174,6 +198,9 @@ export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, 
       }
       try {
         protocol = checkResponse(head, key, opts.protocols ?? []);
+        const a = checkAnswer(headerValue(head, "sec-websocket-extensions"), dc);
+        if (typeof a === "string") throw new HandshakeError(101, a);
+        agreed = a;
       } catch (e) {
         if (!(e instanceof HandshakeError)) throw e;
         const err = new DillError("EPROTO", syscall, e.message);
@@ -181,7 +208,7 @@ export async function wsAttachClient<B extends ByteHandle>(s: B, flags: number, 
         throw err;
       }
     }
-    return register<WsHandle<B>>(new WsConn(st, true, flags & WS_TEXT, max, protocol, ka));
+    return register<WsHandle<B>>(new WsConn(st, true, flags & WS_TEXT, max, protocol, ka, engineFor(dc, agreed, true)));
   } catch (e) {
     st.destroy();
     throw e;
@@ -222,6 +249,7 @@ export async function serverHandshake<B extends ByteHandle>(st: ByteStream, flag
     const max = maxMessage(opts, syscall);
     const lim = limits(opts, syscall);
     const ka = keepalive(opts, syscall);
+    const dc = compressionOf(opts, syscall);
     const extra = checkHeaders(opts.headers, SERVER_OWN, syscall);
     if (opts.check !== undefined && typeof opts.check !== "function") throw new DillError("EINVAL", syscall, "check must be a function");
     checkCancelled(syscall, opts);
@@ -289,8 +317,11 @@ export async function serverHandshake<B extends ByteHandle>(st: ByteStream, flag
       }
     }
     const protocol = selectProtocol(opts.protocols ?? [], req.protocols);
-    await st.send(buildResponse(acceptFor(key)!, protocol, extra), syscall, dl, opts);
-    const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, protocol, ka));
+    // An offer we cannot accept is declined: the session goes on uncompressed (RFC 7692 5).
+    const ext = acceptOffers(req.headers["sec-websocket-extensions"], dc);
+    await st.send(buildResponse(acceptFor(key)!, protocol, ext === null ? extra : { ...extra, "Sec-WebSocket-Extensions": ext.header }),
+      syscall, dl, opts);
+    const ws = register<WsHandle<B>>(new WsConn(st, false, flags & WS_TEXT, max, protocol, ka, engineFor(dc, ext?.params ?? null, false)));
     return { ws, resource: req.resource, host: req.host, protocol, headers: req.headers };
   } catch (e) {
     if (!refused) st.destroy();

@@ -8,12 +8,17 @@ import { MAX_CONTROL_PAYLOAD, OP_CLOSE, OP_PING, OP_PONG } from "./core/frame";
 import { Fifo } from "../runtime/fifo";
 import { closePayload, EMPTY } from "./message";
 import { WsReceiver } from "./receiver";
+import type { PerMessageDeflate } from "./deflate";
+import type { DeflateParams } from "./core/deflate-params";
 import { joinKeepalive, leaveKeepalive, type Keepalive, type Live } from "./keepalive";
 import { now } from "../runtime/time";
 import { CLOSE_INTERNAL, CLOSE_TOO_BIG, type ProtocolError } from "./core/errors";
 
 /** Auto-replies (pongs) are dropped while this much is queued unsent: a ping flood costs bounded memory. */
 const PONG_QUEUE_LIMIT = 1 << 20;
+
+/** permessage-deflate as agreed in the handshake: the engine, and the parameters wsCompression reports. */
+export interface Compression { engine: PerMessageDeflate; params: DeflateParams }
 
 interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void; syscall: string }
 interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
@@ -37,8 +42,12 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   private readonly ka: (Keepalive & { heardAt: number; pingAt: number }) | null;
 
   constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null,
-              ka: Keepalive | null = null) {
+              ka: Keepalive | null = null, compression: Compression | null = null) {
     super(s, client, maxMessageSize);
+    if (compression !== null) {
+      this.deflate = compression.engine;
+      this.compression = compression.params;
+    }
     this.type = type;
     this.protocol = protocol;
     this.ka = ka === null ? null : { interval: ka.interval, timeout: ka.timeout, heardAt: now(), pingAt: 0 };
@@ -92,6 +101,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   /** Hands the stream below back (wsDetach): this connection reads no more from it. */
   release(): void {
     leaveKeepalive(this);
+    this.deflate?.close();
     this.s.onReadable = null;
   }
 
@@ -219,6 +229,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     if (this.destroyed) return;
     this.destroyed = true;
     leaveKeepalive(this);
+    this.deflate?.close();
     this.failAll((sc) => new DillError("ECANCELED", sc, "the handle was closed while the call waited"));
     this.s.destroy();
   }

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { DillError, eventError } from "../runtime/errors";
 import type { ByteStream, Readable } from "../net/stream";
 import { checkCancelled, wait, Wait, type CallOptions } from "../runtime/wait";
@@ -15,6 +16,18 @@ import { WsStream, type StreamSource } from "./message-stream";
  * max(this, maxMessageSize) reading pauses until a receive takes some.
  */
 export const INBOX_MIN = 1 << 20;
+/** RSV1 among a header's three RSV bits (frame.ts keeps them as 0..7). */
+const RSV1 = 4;
+
+/** A compressed message inflating in the thread pool. */
+interface Inflating { flags: number; out: Buffer | null; error: unknown }
+
+/** The message of an inflated payload; text is checked as UTF-8 here (1007). */
+function inflated(flags: number, out: Buffer): WsMessage {
+  if (flags === WS_TEXT && !isUtf8(out)) throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+  return new WsMessage(flags, out);
+}
+
 const CLOSE_HELD = 1;
 const CLOSE_DUE = 2;
 /** Fragments kept as views before they are merged into one buffer. */
@@ -126,6 +139,9 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
    */
   private stream: WsStream | null = null;
   private skipping = false;
+  /** The current message is compressed (RSV1 on its first frame), and one that inflates in the thread pool. */
+  private compressed = false;
+  private inflating: Inflating | null = null;
 
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
@@ -151,18 +167,32 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
     const masked = !this.client;
     for (;;) {
       if (this.peerClose !== null) return null;
+      const job = this.inflating;
+      if (job !== null) {
+        // A message inflating in the thread pool comes before anything after it.
+        if (job.out === null && job.error === null) return null;
+        this.inflating = null;
+        if (job.error !== null) throw job.error;
+        const m = inflated(job.flags, job.out!);
+        if (this.discarding) continue;
+        return m;
+      }
       if (!this.inFrame) {
         const avail = s.buffered;
         if (avail < 2) return null;
         const n = Math.min(avail, 14);
         const hb = s.peekSmall(n);
-        const hl = decodeHeader(hb, s.peekOff, n, h);
+        const hl = decodeHeader(hb, s.peekOff, n, h, this.deflate !== null ? RSV1 : 0);
         if (hl === 0) return null;
         if (h.masked !== masked) {
           throw new ProtocolError(CLOSE_PROTOCOL, this.client ? "the server sent a masked frame" : "the client sent an unmasked frame");
         }
         if (masked) this.key = hb.readInt32LE(h.maskOffset);
         const op = h.opcode;
+        // RSV1 (permessage-deflate) marks a compressed message, on its first frame only (RFC 7692 6).
+        if (h.rsv !== 0 && (isControl(op) || op === OP_CONT)) {
+          throw new ProtocolError(CLOSE_PROTOCOL, `RSV1 on a ${isControl(op) ? "control" : "continuation"} frame`);
+        }
         if (isControl(op)) {
           if (avail < hl + h.length) return null;
           if (hold && op === OP_CLOSE) { this.holdClose(); return null; }
@@ -180,7 +210,9 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
         } else {
           if (this.msgOp !== 0) throw new ProtocolError(CLOSE_PROTOCOL, "a new message began before the fragmented one ended");
           this.msgOp = op;
-          if (op === OP_TEXT) (this.utf8 ??= new Utf8Validator()).reset();
+          this.compressed = h.rsv !== 0;
+          // A compressed text message is checked once inflated.
+          if (op === OP_TEXT && !this.compressed) (this.utf8 ??= new Utf8Validator()).reset();
         }
         if (op !== OP_CONT && !this.discarding) this.startMessage();
         if (this.stream === null && !this.skipping && this.partsLen + h.length > this.maxMessageSize) {
@@ -193,7 +225,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
         this.frameLen = h.length;
         this.frameGot = 0;
         this.frameFin = h.fin;
-        this.partsMasked = masked && h.fin && op === OP_BINARY && !this.discarding && this.stream === null && !this.skipping;
+        this.partsMasked = masked && h.fin && op === OP_BINARY && !this.compressed && !this.discarding && this.stream === null && !this.skipping;
       }
       // Payload of a data frame, taken as it arrives (text checked on the fly).
       while (this.frameGot < this.frameLen) {
@@ -203,7 +235,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
         const k = Math.min(first, this.frameLen - this.frameGot);
         const chunk = s.take(k);
         if (masked && !this.partsMasked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
-        if (this.msgOp === OP_TEXT && !this.utf8!.feed(chunk)) {
+        if (this.msgOp === OP_TEXT && !this.compressed && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
         if (this.stream !== null) this.stream.push(chunk);
@@ -224,7 +256,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
       }
       this.inFrame = false;
       if (!this.frameFin) continue;
-      if (this.msgOp === OP_TEXT && !this.utf8!.complete) {
+      if (this.msgOp === OP_TEXT && !this.compressed && !this.utf8!.complete) {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
       if (this.stream !== null || this.skipping) {
@@ -235,10 +267,26 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
         this.msgOp = 0;
         continue;
       }
+      if (this.compressed && !this.discarding) {
+        // Inflated at once, or in the thread pool: parsing waits for it, so messages stay in order.
+        const flags = this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY;
+        const out = this.deflate!.inflate(this.parts === null ? (this.part ?? EMPTY) : [this.part!, ...this.parts], this.maxMessageSize);
+        this.dropParts();
+        this.partsLen = 0;
+        this.msgOp = 0;
+        this.compressed = false;
+        if (out instanceof Promise) {
+          const job: Inflating = this.inflating = { flags, out: null, error: null };
+          out.then((b) => { job.out = b; }, (e: unknown) => { job.error = e; }).finally(() => { if (this.inflating === job) this.drive(); });
+          continue;
+        }
+        return inflated(flags, out);
+      }
       const m = new WsMessage(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this.joinParts());
       this.dropParts();
       this.partsLen = 0;
       this.msgOp = 0;
+      this.compressed = false;
       if (this.discarding) continue;
       return m;
     }
@@ -344,7 +392,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
           }
         } else m = this.stepOrFail("wsRecv");
         if (m !== null) { this.deliver(m); continue; }
-        if (this.peerClose === null && this.closeState !== CLOSE_HELD) {
+        if (this.peerClose === null && this.closeState !== CLOSE_HELD && this.inflating === null) {
           const e = this.s.readError("wsRecv");
           if (e !== null) this.broken(e, "wsRecv");
         }
@@ -412,7 +460,8 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
   /** A data message begins: a wsRecvStream waiting first gets it as a stream. */
   private startMessage(): void {
     const w = this.recvWaiters.first;
-    if (w === undefined || w.it !== AS_STREAM) return;
+    // A compressed message is inflated whole for now, and given to the stream finished.
+    if (w === undefined || w.it !== AS_STREAM || this.compressed) return;
     this.recvWaiters.shift();
     this.stream = new WsStream(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this);
     w.ok(this.stream);
@@ -484,7 +533,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
           if (this.s.onReadable === null) this.drive(); // paused at the bound: room again
           return Promise.resolve(this.result(it, queued));
         }
-        if (it === AS_STREAM && this.msgOp !== 0 && !this.discarding && !this.skipping && this.deferred === null && this.failure === null) {
+        if (it === AS_STREAM && this.msgOp !== 0 && !this.compressed && !this.discarding && !this.skipping && this.deferred === null && this.failure === null) {
           const st = this.streamInProgress();
           this.drive();
           return Promise.resolve(st);

@@ -2,10 +2,12 @@ import { DillError } from "../runtime/errors";
 import { unitSize, type ByteStream } from "../net/stream";
 import { block, checkCancelled, type CallOptions } from "../runtime/wait";
 import { Utf8Validator } from "./core/utf8";
-import { encodeHeader, encodedHeaderLength, OP_CONT } from "./core/frame";
+import { encodeHeader, encodedHeaderLength, OP_BINARY, OP_CONT } from "./core/frame";
 import { POOLED_MIN, release, take } from "./bufpool";
 import { applyMask, copyMasked, drawMask } from "./core/mask";
 import { EMPTY, type Payload } from "./message";
+import type { PerMessageDeflate } from "./deflate";
+import type { DeflateParams } from "./core/deflate-params";
 
 type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>;
 
@@ -40,8 +42,19 @@ function chunkOf(v: unknown, syscall: string): Buffer {
   throw new DillError("EINVAL", syscall, "each chunk must be a string or a Uint8Array");
 }
 
-/** The FIN bit of a frame's first byte (RSV1 is 0x40). */
+/** The FIN bit of a frame's first byte, and RSV1 (permessage-deflate's "compressed"). */
 export const FIN = 0x80;
+export const RSV1 = 0x40;
+
+/** The options of a message send: `compress: false` sends it uncompressed even with permessage-deflate on. */
+export interface SendOptions extends CallOptions { compress?: boolean }
+
+/** A payload as one Buffer (compression takes the whole message). */
+function bytesOf(data: Payload): Buffer {
+  if (typeof data === "string") return Buffer.from(data, "utf8");
+  if (Buffer.isBuffer(data)) return data;
+  return Buffer.concat(data as readonly Uint8Array[]);
+}
 
 /** Returned by calls that completed at once (a settled promise can be shared). */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -100,6 +113,10 @@ export abstract class WsSender {
   private inflight: Buffer[] | null = null;
   private written: (() => void) | null = null;
 
+  /** permessage-deflate, when agreed (both paths use it), and what was agreed. */
+  deflate: PerMessageDeflate | null = null;
+  compression: DeflateParams | null = null;
+
   peerClose: { status: number; reason: string } | null = null;
   sentClose = false;
   /** Set once the connection has failed; every later call gets ECONNRESET. */
@@ -156,13 +173,22 @@ export abstract class WsSender {
    * socket has room it writes at once and returns a shared resolved promise:
    * the fast path allocates no promise, closure or timer.
    */
-  send(syscall: string, op: number, data: Payload, dl: number, opts: CallOptions | undefined,
+  send(syscall: string, op: number, data: Payload, dl: number, opts: SendOptions | undefined,
        closing = false): Promise<void> {
     try {
       checkCancelled(syscall, opts);
       const e = this.stateError(syscall, true);
       if (e !== null) throw e;
       const n = unitSize(data);
+      const z = this.deflate;
+      if (z !== null && op <= OP_BINARY && opts?.compress !== false && z.wants(n)) {
+        // Compressed: at once when small and there is room (no promise, as below), else in call order under the lock.
+        if (!this.s.canWrite(n) || n > z.syncMax) return this.sendCompressed(syscall, op, bytesOf(data), dl, opts);
+        const bytes = bytesOf(data);
+        this.commit(syscall, op, z.deflateSync(bytes), false, FIN | RSV1);
+        z.commit(bytes);
+        return RESOLVED;
+      }
       if (!this.s.canWrite(n)) return this.sendSlow(syscall, op, data, n, dl, opts, closing);
       this.commit(syscall, op, data, closing);
       return RESOLVED;
@@ -183,6 +209,36 @@ export abstract class WsSender {
     const e = this.stateError(syscall, true);
     if (e !== null) throw e;
     this.commit(syscall, op, data, closing);
+  }
+
+  /**
+   * A compressed message that must wait (for room, the lock, or the thread
+   * pool): under the write lock, so messages leave in call order. The
+   * compression changes nothing until the frame is handed to the socket
+   * (commit), so a deadline leaves both the wire and the context as they were.
+   */
+  private async sendCompressed(syscall: string, op: number, bytes: Buffer, dl: number, opts: CallOptions | undefined): Promise<void> {
+    const z = this.deflate!;
+    const s = this.s;
+    if (!s.writeLock.tryAcquire()) await s.writeLock.acquire(syscall, dl, opts);
+    try {
+      let payload = z.deflate(bytes);
+      if (payload instanceof Promise) {
+        const p = payload;
+        payload = await block<Buffer>(syscall, dl, opts, (resolve, reject) => { p.then(resolve, reject); return () => undefined; });
+      }
+      try {
+        await s.roomHeld(payload.length, syscall, dl, opts);
+      } catch (err) {
+        throw this.sockFailed(err, syscall);
+      }
+      const e = this.stateError(syscall, true);
+      if (e !== null) throw e;
+      this.commit(syscall, op, payload, false, FIN | RSV1);
+      z.commit(bytes);
+    } finally {
+      s.writeLock.release();
+    }
   }
 
   /** Builds the frame and hands it to the socket; a pooled buffer goes back once written. */
@@ -211,7 +267,7 @@ export abstract class WsSender {
    * fails (1011).
    */
   async sendFragments(syscall: string, op: number, source: Iterable<unknown> | AsyncIterable<unknown>, text: boolean,
-                      dl: number, opts: CallOptions | undefined): Promise<void> {
+                      dl: number, opts: SendOptions | undefined): Promise<void> {
     checkCancelled(syscall, opts);
     const e0 = this.stateError(syscall, true);
     if (e0 !== null) throw e0;
@@ -223,6 +279,8 @@ export abstract class WsSender {
       if (!s.writeLock.tryAcquire()) await s.writeLock.acquire(syscall, dl, opts);
       locked = true;
       const utf8 = text ? new Utf8Validator() : null;
+      // Compressed fragment by fragment on a copy of the context, kept only once the message is whole.
+      const ds = this.deflate !== null && opts?.compress !== false ? this.deflate.deflateStream() : null;
       let cur = await pull(it, syscall, dl, opts);
       for (;;) {
         const chunk = cur.done === true ? EMPTY : chunkOf(cur.value, syscall);
@@ -230,16 +288,17 @@ export abstract class WsSender {
         const next = cur.done === true ? cur : await pull(it, syscall, dl, opts);
         const last = next.done === true;
         if (last && utf8 !== null && !utf8.complete) throw new DillError("EINVAL", syscall, "a text message ends inside a UTF-8 sequence");
+        const payload = ds === null ? chunk : cur.done === true ? ds.end() : ds.pushSync(chunk, last);
         try {
-          await s.roomHeld(chunk.length, syscall, dl, opts);
+          await s.roomHeld(payload.length, syscall, dl, opts);
         } catch (err) {
           throw this.sockFailed(err, syscall);
         }
         const e = this.stateError(syscall, true);
         if (e !== null) throw e;
-        this.commit(syscall, sent ? OP_CONT : op, chunk, false, last ? FIN : 0);
+        this.commit(syscall, sent ? OP_CONT : op, payload, false, (last ? FIN : 0) | (ds !== null && !sent ? RSV1 : 0));
         sent = true;
-        if (last) return;
+        if (last) { ds?.commit(); return; }
         cur = next;
       }
     } catch (e) {

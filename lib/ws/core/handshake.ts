@@ -67,11 +67,13 @@ export function checkClientOptions(resource: string, host: string, o: ClientRequ
   return null;
 }
 
-export function buildRequest(resource: string, host: string, key: string, o: ClientRequestOptions): string {
+/** The request head; `extensions` is the Sec-WebSocket-Extensions offer, if any. */
+export function buildRequest(resource: string, host: string, key: string, o: ClientRequestOptions, extensions: string | null = null): string {
   let s = `GET ${resource} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
   if (o.origin !== undefined) s += `Origin: ${o.origin}\r\n`;
   if (o.protocols !== undefined && o.protocols.length > 0) s += `Sec-WebSocket-Protocol: ${o.protocols.join(", ")}\r\n`;
+  if (extensions !== null) s += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
   for (const [n, v] of Object.entries(o.headers ?? {})) s += `${n}: ${v}\r\n`;
   return s + "\r\n";
 }
@@ -84,7 +86,7 @@ export function checkResponse(h: Head, key: string, offered: readonly string[]):
   if (!hasToken(headerValue(h, "upgrade"), "websocket")) throw new HandshakeError(101, "the answer lacks Upgrade: websocket");
   if (!hasToken(headerValue(h, "connection"), "upgrade")) throw new HandshakeError(101, "the answer lacks Connection: Upgrade");
   if (headerValue(h, "sec-websocket-accept") !== acceptFor(key)) throw new HandshakeError(101, "wrong Sec-WebSocket-Accept");
-  if (headerValue(h, "sec-websocket-extensions") !== undefined) throw new HandshakeError(101, "the server accepted an extension that was not offered");
+  // Sec-WebSocket-Extensions is checked against what was offered by the caller (deflate-params.ts checkAnswer).
   const p = headerValue(h, "sec-websocket-protocol");
   if (p === undefined) return null;
   if (!offered.includes(p)) throw new HandshakeError(101, `the server chose subprotocol ${JSON.stringify(p)}, which was not offered`);
