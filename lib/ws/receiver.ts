@@ -10,6 +10,7 @@ import { Fifo } from "../runtime/fifo";
 import { EMPTY, WS_BINARY, WS_TEXT, WsMessage } from "./message";
 import { WsSender } from "./sender";
 import { WsStream, type StreamSource } from "./message-stream";
+import type { InflateStream } from "./deflate";
 
 /**
  * Bytes of messages parsed ahead while no receive waits, at least: past
@@ -142,6 +143,10 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
   /** The current message is compressed (RSV1 on its first frame), and one that inflates in the thread pool. */
   private compressed = false;
   private inflating: Inflating | null = null;
+  /** The inflater of a compressed message received as a stream; its last input is in (zsEnding). */
+  private zs: InflateStream | null = null;
+  private zsEnding = false;
+  private zWake: (() => void) | null = null;
 
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
@@ -167,6 +172,21 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
     const masked = !this.client;
     for (;;) {
       if (this.peerClose !== null) return null;
+      if (this.zsEnding) {
+        // The last compressed input is in: the message ends when its output is out.
+        const z = this.zs!;
+        if (!this.pump(z) || !z.finished) { z.setWaiter(this.zWake ??= () => { this.drive(); }); return null; }
+        if (this.msgOp === OP_TEXT && !this.utf8!.complete) throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
+        this.zs = null;
+        this.zsEnding = false;
+        this.stream?.end();
+        this.stream = null;
+        this.skipping = false;
+        this.partsLen = 0;
+        this.msgOp = 0;
+        this.compressed = false;
+        continue;
+      }
       const job = this.inflating;
       if (job !== null) {
         // A message inflating in the thread pool comes before anything after it.
@@ -230,11 +250,19 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
       // Payload of a data frame, taken as it arrives (text checked on the fly).
       while (this.frameGot < this.frameLen) {
         if (this.stream?.full === true) return null; // the application takes pieces first
+        const z = this.zs;
+        // A compressed stream: the inflater takes input only once its output is out.
+        if (z !== null && (!this.pump(z) || !z.needsInput)) { z.setWaiter(this.zWake ??= () => { this.drive(); }); return null; }
         const first = s.firstAvail();
         if (first === 0) return null;
         const k = Math.min(first, this.frameLen - this.frameGot);
         const chunk = s.take(k);
         if (masked && !this.partsMasked) maskWithKey(chunk, 0, k, this.key, this.frameGot);
+        if (z !== null) {
+          z.feed(chunk, this.frameFin && this.frameGot + k === this.frameLen);
+          this.frameGot += k;
+          continue;
+        }
         if (this.msgOp === OP_TEXT && !this.compressed && !this.utf8!.feed(chunk)) {
           throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
         }
@@ -259,6 +287,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
       if (this.msgOp === OP_TEXT && !this.compressed && !this.utf8!.complete) {
         throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
       }
+      if (this.zs !== null) { this.zsEnding = true; continue; }
       if (this.stream !== null || this.skipping) {
         this.stream?.end();
         this.stream = null;
@@ -460,10 +489,14 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
   /** A data message begins: a wsRecvStream waiting first gets it as a stream. */
   private startMessage(): void {
     const w = this.recvWaiters.first;
-    // A compressed message is inflated whole for now, and given to the stream finished.
-    if (w === undefined || w.it !== AS_STREAM || this.compressed) return;
+    if (w === undefined || w.it !== AS_STREAM) return;
     this.recvWaiters.shift();
     this.stream = new WsStream(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this);
+    if (this.compressed) {
+      // Inflated piece by piece; its text is checked as it comes out.
+      this.zs = this.deflate!.inflateStream();
+      if (this.msgOp === OP_TEXT) (this.utf8 ??= new Utf8Validator()).reset();
+    }
     w.ok(this.stream);
   }
 
@@ -475,6 +508,23 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
     if (m.data.length > 0) st.push(m.data);
     st.end();
     return st;
+  }
+
+  /**
+   * Moves a compressed stream's inflated output to its reader (or drops it,
+   * when a later receive skipped the message: the context must still see it).
+   * False while the reader's pieces are at the bound.
+   */
+  private pump(z: InflateStream): boolean {
+    for (;;) {
+      if (z.error !== null) throw z.error;
+      const st = this.stream;
+      if (st?.full === true) return false;
+      const p = z.take();
+      if (p === null) return true;
+      if (this.msgOp === OP_TEXT && !this.utf8!.feed(p)) throw new ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+      st?.push(p);
+    }
   }
 
   /** StreamSource: the application took pieces below the bound. */

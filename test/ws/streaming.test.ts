@@ -244,3 +244,45 @@ describe("1 GiB through dillws in both directions, in bounded memory", () => {
     expect(down.peak).toBeLessThan(96 * MIB);
   }, 240000);
 });
+
+describe("streaming with permessage-deflate", () => {
+  async function compressedPair(): Promise<[WsHandle, WsHandle]> {
+    const [a, b] = await tcpPair();
+    const c = wsAttachClient(a, WS_BINARY, "/", "x", T(), { compression: true, maxMessageSize: 1024 });
+    const { ws: s } = await wsAttachServer(b, WS_BINARY, T(), { compression: true, maxMessageSize: 1024 });
+    const w = await c;
+    later(() => hclose(w), () => hclose(s));
+    return [w, s];
+  }
+
+  it("256 MiB compressed each way, sent and received in pieces, past maxMessageSize, in bounded memory; text checked", async () => {
+    const [c, s] = await compressedPair();
+    const TOTAL = 256 * MIB;
+    const chunk = Buffer.alloc(MIB, "dillws streams ");
+    for (const [from, to] of [[c, s], [s, c]] as const) {
+      const base = memory();
+      let peak = 0;
+      async function* source(): AsyncGenerator<Uint8Array> {
+        for (let n = 0; n < TOTAL; n += MIB) {
+          if ((n & (32 * MIB - 1)) === 0) { const m = process.memoryUsage(); peak = Math.max(peak, m.heapUsed + m.external - base); }
+          yield chunk;
+        }
+      }
+      const sending = wsSend(from, WS_TEXT, source(), T(120000));
+      const st = await wsRecvStream(to, T(60000));
+      expect(st.flags).toBe(WS_TEXT);
+      let n = 0;
+      let ok = true;
+      for await (const p of st) {
+        if (p[0] !== chunk[n % MIB]) ok = false;
+        n += p.length;
+      }
+      await sending;
+      expect([n, ok]).toEqual([TOTAL, true]);
+      expect(peak).toBeLessThan(96 * MIB);
+    }
+    // The contexts go on: a plain message after the streams.
+    await wsSend(c, WS_TEXT, "x".repeat(500), T());
+    expect((await wsRecv(s, T())).text).toBe("x".repeat(500));
+  }, 240000);
+});
