@@ -44,10 +44,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null,
               ka: Keepalive | null = null, compression: Compression | null = null) {
     super(s, client, maxMessageSize);
-    if (compression !== null) {
-      this.deflate = compression.engine;
-      this.compression = compression.params;
-    }
+    this.z = compression;
     this.type = type;
     this.protocol = protocol;
     this.ka = ka === null ? null : { interval: ka.interval, timeout: ka.timeout, heardAt: now(), pingAt: 0 };

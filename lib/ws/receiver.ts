@@ -17,6 +17,36 @@ import type { InflateStream } from "./deflate";
  * max(this, maxMessageSize) reading pauses until a receive takes some.
  */
 export const INBOX_MIN = 1 << 20;
+/** The receive path's rarely used states (WsReceiver.rare). */
+class Rare {
+  /**
+   * A ProtocolError found while no receive waited and not yet acted on
+   * (parsing stops there; the connection fails at the next receive, after
+   * the messages before it, or once the event loop turns, so the
+   * application's answers to those messages go out before the close frame);
+   * then the DillError of that failure, which the next receive gets (later
+   * calls get ECONNRESET).
+   */
+  deferred: ProtocolError | DillError | null = null;
+  /** CLOSE_HELD: the peer's close frame is buffered, not yet taken; CLOSE_DUE: take it now (see holdClose). */
+  closeState = 0;
+  /**
+   * The message being received as a stream (wsRecvStream): its payload goes
+   * to the stream as it is parsed, not into parts. `skipping`: the rest of
+   * the current message is dropped (a later receive came before its stream
+   * was read to the end).
+   */
+  stream: WsStream | null = null;
+  skipping = false;
+  /** The current message is compressed (RSV1 on its first frame), and one that inflates in the thread pool. */
+  compressed = false;
+  inflating: Inflating | null = null;
+  /** The inflater of a compressed message received as a stream; its last input is in (zsEnding); how it wakes parsing. */
+  zs: InflateStream | null = null;
+  zsEnding = false;
+  wake: (() => void) | null = null;
+}
+
 /** RSV1 among a header's three RSV bits (frame.ts keeps them as 0..7). */
 const RSV1 = 4;
 
@@ -121,32 +151,28 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
   /** A frame (or EOF) arrived since the keepalive last looked. */
   protected heard = false;
   /**
-   * Rare states, in one field each (an idle connection pays a field, not
-   * one per state). `deferred`: a ProtocolError found while no receive
-   * waited and not yet acted on (parsing stops there; the connection fails
-   * at the next receive, after the messages before it, or once the event
-   * loop turns, so the application's answers to those messages go out
-   * before the close frame); then the DillError of that failure, which the
-   * next receive gets (later calls get ECONNRESET).
+   * The receive path's rare states (see Rare), made on first use: an idle
+   * connection pays one field for all of them. Accessors keep the code
+   * reading as if they were fields.
    */
-  private deferred: ProtocolError | DillError | null = null;
-  /** CLOSE_HELD: the peer's close frame is buffered, not yet taken; CLOSE_DUE: take it now (see holdClose). */
-  private closeState = 0;
-  /**
-   * The message being received as a stream (wsRecvStream), or null: its
-   * payload goes to the stream as it is parsed, not into parts.
-   * `skipping`: the rest of the current message is dropped (a later receive
-   * came before its stream was read to the end).
-   */
-  private stream: WsStream | null = null;
-  private skipping = false;
-  /** The current message is compressed (RSV1 on its first frame), and one that inflates in the thread pool. */
-  private compressed = false;
-  private inflating: Inflating | null = null;
-  /** The inflater of a compressed message received as a stream; its last input is in (zsEnding). */
-  private zs: InflateStream | null = null;
-  private zsEnding = false;
-  private zWake: (() => void) | null = null;
+  private rare: Rare | null = null;
+  private get deferred(): ProtocolError | DillError | null { return this.rare === null ? null : this.rare.deferred; }
+  private set deferred(v: ProtocolError | DillError | null) { if (v !== null || this.rare !== null) this.rareState().deferred = v; }
+  private get closeState(): number { return this.rare === null ? 0 : this.rare.closeState; }
+  private set closeState(v: number) { if (v !== 0 || this.rare !== null) this.rareState().closeState = v; }
+  private get stream(): WsStream | null { return this.rare === null ? null : this.rare.stream; }
+  private set stream(v: WsStream | null) { if (v !== null || this.rare !== null) this.rareState().stream = v; }
+  private get skipping(): boolean { return this.rare !== null && this.rare.skipping; }
+  private set skipping(v: boolean) { if (v || this.rare !== null) this.rareState().skipping = v; }
+  private get compressed(): boolean { return this.rare !== null && this.rare.compressed; }
+  private set compressed(v: boolean) { if (v || this.rare !== null) this.rareState().compressed = v; }
+  private get inflating(): Inflating | null { return this.rare === null ? null : this.rare.inflating; }
+  private set inflating(v: Inflating | null) { if (v !== null || this.rare !== null) this.rareState().inflating = v; }
+  private get zs(): InflateStream | null { return this.rare === null ? null : this.rare.zs; }
+  private set zs(v: InflateStream | null) { if (v !== null || this.rare !== null) this.rareState().zs = v; }
+  private get zsEnding(): boolean { return this.rare !== null && this.rare.zsEnding; }
+  private set zsEnding(v: boolean) { if (v || this.rare !== null) this.rareState().zsEnding = v; }
+  private rareState(): Rare { return this.rare ??= new Rare(); }
 
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
@@ -175,7 +201,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
       if (this.zsEnding) {
         // The last compressed input is in: the message ends when its output is out.
         const z = this.zs!;
-        if (!this.pump(z) || !z.finished) { z.setWaiter(this.zWake ??= () => { this.drive(); }); return null; }
+        if (!this.pump(z) || !z.finished) { z.setWaiter(this.rareState().wake ??= () => { this.drive(); }); return null; }
         if (this.msgOp === OP_TEXT && !this.utf8!.complete) throw new ProtocolError(CLOSE_INVALID_DATA, "a text message ends inside a UTF-8 sequence");
         this.zs = null;
         this.zsEnding = false;
@@ -252,7 +278,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
         if (this.stream?.full === true) return null; // the application takes pieces first
         const z = this.zs;
         // A compressed stream: the inflater takes input only once its output is out.
-        if (z !== null && (!this.pump(z) || !z.needsInput)) { z.setWaiter(this.zWake ??= () => { this.drive(); }); return null; }
+        if (z !== null && (!this.pump(z) || !z.needsInput)) { z.setWaiter(this.rareState().wake ??= () => { this.drive(); }); return null; }
         const first = s.firstAvail();
         if (first === 0) return null;
         const k = Math.min(first, this.frameLen - this.frameGot);

@@ -113,9 +113,10 @@ export abstract class WsSender {
   private inflight: Buffer[] | null = null;
   private written: (() => void) | null = null;
 
-  /** permessage-deflate, when agreed (both paths use it), and what was agreed. */
-  deflate: PerMessageDeflate | null = null;
-  compression: DeflateParams | null = null;
+  /** permessage-deflate, when agreed: the engine (both paths use it) and what was agreed. */
+  z: { engine: PerMessageDeflate; params: DeflateParams } | null = null;
+  get deflate(): PerMessageDeflate | null { return this.z === null ? null : this.z.engine; }
+  get compression(): DeflateParams | null { return this.z === null ? null : this.z.params; }
 
   peerClose: { status: number; reason: string } | null = null;
   sentClose = false;
