@@ -266,6 +266,18 @@ export function block<T>(syscall: string, dl: number, opts: CallOptions | undefi
   return wait(new FnWait(syscall, executor), dl, opts);
 }
 
+/**
+ * Waits for a promise of someone else's (a zlib job, an async iterator)
+ * under the deadline and cancellation; on either it stops waiting, and what
+ * the promise settles with later is dropped.
+ */
+export function settleOf<T>(p: Promise<T>, syscall: string, dl: number, opts: CallOptions | undefined): Promise<T> {
+  return block<T>(syscall, dl, opts, (resolve, reject) => {
+    p.then(resolve, reject);
+    return () => undefined;
+  });
+}
+
 /** Sleeps until the deadline; only cancellation ends it early (ECANCELED). */
 export async function msleep(dl: number, opts?: CallOptions): Promise<void> {
   checkCancelled("msleep", opts);

@@ -1,6 +1,6 @@
 import { DillError } from "../runtime/errors";
 import { unitSize, type ByteStream } from "../net/stream";
-import { block, checkCancelled, type CallOptions } from "../runtime/wait";
+import { checkCancelled, settleOf, type CallOptions } from "../runtime/wait";
 import { Utf8Validator } from "./core/utf8";
 import { encodeHeader, encodedHeaderLength, OP_BINARY, OP_CONT } from "./core/frame";
 import { POOLED_MIN, release, take } from "./bufpool";
@@ -23,12 +23,7 @@ function iteratorOf(source: Iterable<unknown> | AsyncIterable<unknown>, syscall:
 function pull(it: AnyIterator, syscall: string, dl: number, opts: CallOptions | undefined): Promise<IteratorResult<unknown>> {
   let r: IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
   try { r = it.next(); } catch (e) { return Promise.reject(e); }
-  if (!(r instanceof Promise)) return Promise.resolve(r);
-  const p = r;
-  return block<IteratorResult<unknown>>(syscall, dl, opts, (resolve, reject) => {
-    p.then(resolve, reject);
-    return () => undefined;
-  });
+  return r instanceof Promise ? settleOf(r, syscall, dl, opts) : Promise.resolve(r);
 }
 
 async function closeIterator(it: AnyIterator): Promise<void> {
@@ -224,22 +219,25 @@ export abstract class WsSender {
     if (!s.writeLock.tryAcquire()) await s.writeLock.acquire(syscall, dl, opts);
     try {
       let payload = z.deflate(bytes);
-      if (payload instanceof Promise) {
-        const p = payload;
-        payload = await block<Buffer>(syscall, dl, opts, (resolve, reject) => { p.then(resolve, reject); return () => undefined; });
-      }
-      try {
-        await s.roomHeld(payload.length, syscall, dl, opts);
-      } catch (err) {
-        throw this.sockFailed(err, syscall);
-      }
-      const e = this.stateError(syscall, true);
-      if (e !== null) throw e;
-      this.commit(syscall, op, payload, false, FIN | RSV1);
+      if (payload instanceof Promise) payload = await settleOf(payload, syscall, dl, opts);
+      await this.writeHeld(syscall, op, payload, FIN | RSV1, dl, opts);
       z.commit(bytes);
     } finally {
       s.writeLock.release();
     }
+  }
+
+  /** With the write lock held: waits for room for a frame, then writes it. */
+  private async writeHeld(syscall: string, op: number, payload: Buffer, head: number, dl: number,
+                          opts: CallOptions | undefined): Promise<void> {
+    try {
+      await this.s.roomHeld(payload.length, syscall, dl, opts);
+    } catch (err) {
+      throw this.sockFailed(err, syscall);
+    }
+    const e = this.stateError(syscall, true);
+    if (e !== null) throw e;
+    this.commit(syscall, op, payload, false, head);
   }
 
   /** Builds the frame and hands it to the socket; a pooled buffer goes back once written. */
@@ -290,14 +288,7 @@ export abstract class WsSender {
         const last = next.done === true;
         if (last && utf8 !== null && !utf8.complete) throw new DillError("EINVAL", syscall, "a text message ends inside a UTF-8 sequence");
         const payload = ds === null ? chunk : cur.done === true ? ds.end() : ds.pushSync(chunk, last);
-        try {
-          await s.roomHeld(payload.length, syscall, dl, opts);
-        } catch (err) {
-          throw this.sockFailed(err, syscall);
-        }
-        const e = this.stateError(syscall, true);
-        if (e !== null) throw e;
-        this.commit(syscall, sent ? OP_CONT : op, payload, false, (last ? FIN : 0) | (ds !== null && !sent ? RSV1 : 0));
+        await this.writeHeld(syscall, sent ? OP_CONT : op, payload, (last ? FIN : 0) | (ds !== null && !sent ? RSV1 : 0), dl, opts);
         sent = true;
         if (last) { ds?.commit(); return; }
         cur = next;
