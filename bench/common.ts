@@ -26,6 +26,42 @@ export interface Params {
   conns: number;
   /** Fanout, dillws only: one wsBroadcast per message instead of a wsSend per client. */
   broadcast?: boolean;
+  /**
+   * permessage-deflate on both sides with the same parameters: dillws's
+   * `compression: true` and ws's `perMessageDeflate` with its defaults
+   * (context takeover both ways, windows of 15 bits, zlib level 6 and
+   * memLevel 8, threshold 1024). Payloads are compressible (compressible()).
+   * Idle connections first exchange one 4 KiB message, so that both sides'
+   * compression contexts exist. Raw TCP has no counterpart.
+   */
+  deflate?: boolean;
+}
+
+/** The size of the one message an idle compressed connection exchanges before it idles. */
+export const IDLE_DEFLATE_MESSAGE = 4096;
+
+/**
+ * `n` distinct compressible messages of `size` bytes (JSON-like records from
+ * a fixed seed: the same bytes in every process and run). They compress to
+ * about a fifth with zlib's default level.
+ */
+export function compressible(size: number, n: number): Buffer[] {
+  let seed = 0x2545f491;
+  const rnd = (k: number): number => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    return (seed >>> 0) % k;
+  };
+  const names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"];
+  const out: Buffer[] = [];
+  for (let m = 0; m < n; m++) {
+    let s = "[";
+    for (let id = 0; s.length < size; id++) {
+      s += `{"id":${m * 100000 + id},"name":"${names[rnd(names.length)]}-${names[rnd(names.length)]}","score":${rnd(100000) / 100},` +
+        `"active":${rnd(2) === 1},"tags":["${names[rnd(names.length)]}","${names[rnd(names.length)]}"],"ref":"${rnd(1 << 30).toString(36)}"},`;
+    }
+    out.push(Buffer.from(s.slice(0, size), "latin1"));
+  }
+  return out;
 }
 
 /** What a client process reports. */

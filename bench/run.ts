@@ -2,6 +2,11 @@
 // Runs every implementation's server and client in separate processes, in
 // one run, and prints medians side by side with ratios; raw numbers go to
 // bench/results.json with the machine's details.
+// --only takes scenario names (pingpong, upload, download, handshake, idle,
+// fanout) for the uncompressed rows, the same with "-deflate" for a
+// compressed row (upload-deflate, ...), or "deflate" for every compressed
+// row. Compressed rows (permessage-deflate) run dillws and ws only: raw TCP
+// has no counterpart, its columns show "-".
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -53,9 +58,23 @@ const cases: Case[] = [
   { name: "idle conns: heap/conn", scn: "idle", p: { size: 0, count: 0, conns: q(10000, 50) }, higherIsBetter: false, rssName: "idle conns: RSS/conn" },
   { name: "fan-out 1000 clients", scn: "fanout", p: { size: 64, count: q(200, 5), conns: q(1000, 20) }, higherIsBetter: true,
     variant: { name: "fan-out, wsBroadcast", p: { broadcast: true } } },
+  // permessage-deflate, both sides with the same parameters (bench/common.ts,
+  // Params.deflate), on compressible 16 KiB messages (about 5:1). Far fewer
+  // messages than the uncompressed rows: both sides ran at 16-37 MB/s in a
+  // trial pass (2026-12-07), so 4,000 (65 MB) take 2-4 s per pass.
+  { name: "deflate: upload 16 KiB", scn: "upload", p: { size: 16384, count: q(4000, 100), conns: 1, deflate: true }, higherIsBetter: true },
+  { name: "deflate: download 16 KiB", scn: "download", p: { size: 16384, count: q(4000, 100), conns: 1, deflate: true }, higherIsBetter: true },
+  { name: "deflate: handshakes", scn: "handshake", p: { size: 0, count: q(12000, 40), conns: 8, deflate: true }, higherIsBetter: true },
+  // After one 4 KiB message each way (both sides' contexts exist); 2,000,
+  // not 10,000: each of ws's connections holds two zlib streams (~300 KiB).
+  { name: "deflate: idle heap/conn", scn: "idle", p: { size: 0, count: 0, conns: q(2000, 50), deflate: true }, higherIsBetter: false, rssName: "deflate: idle RSS/conn" },
 ];
 const impls = ["dillws", "ws", "ws+bufferutil", "raw"] as const;
 type ImplName = typeof impls[number];
+/** Raw TCP has no counterpart of permessage-deflate: compressed rows leave it out. */
+const implsOf = (c: Case): readonly ImplName[] => (c.p.deflate === true ? impls.filter((i) => i !== "raw") : impls);
+/** The name --only selects a case by. */
+const onlyName = (c: Case): string => (c.p.deflate === true ? `${c.scn}-deflate` : c.scn);
 
 function start(role: string, impl: ImplName, c: Case, port?: number): { proc: ChildProcess; next: (prefix: string) => Promise<string> } {
   const env = { ...process.env };
@@ -143,28 +162,32 @@ const fmt = (x: number): string => (x >= 100 ? Math.round(x).toLocaleString("en-
  * that this one did not measure (a variant's).
  */
 function addRow(name: string, c: Case, others = name): void {
-  const m = Object.fromEntries(impls.map((i) => [i, median((results[name]![i] ?? results[others]![i])!)])) as Record<ImplName, number>;
+  const noRaw = c.p.deflate === true;
+  const m = Object.fromEntries(implsOf(c).map((i) => [i, median((results[name]![i] ?? results[others]![i])!)])) as Record<ImplName, number>;
   const ratio = (other: number): string => (c.higherIsBetter ? m.dillws / other : other / m.dillws).toFixed(2) + "x";
   const unit = c.scn === "idle" ? "bytes" : c.scn === "pingpong" ? "rt/s" : c.scn === "handshake" ? "hs/s" : c.scn === "fanout" ? "msg/s" : "MB/s";
-  rows.push([name, unit, fmt(m.dillws), fmt(m.ws), fmt(m["ws+bufferutil"]), fmt(m.raw), ratio(m.ws), ratio(m["ws+bufferutil"]), c.scn === "handshake" || c.scn === "idle" ? "-" : ratio(m.raw)]);
+  rows.push([name, unit, fmt(m.dillws), fmt(m.ws), fmt(m["ws+bufferutil"]), noRaw ? "-" : fmt(m.raw), ratio(m.ws), ratio(m["ws+bufferutil"]),
+    noRaw || c.scn === "handshake" || c.scn === "idle" ? "-" : ratio(m.raw)]);
   const cpu = cpuResults[name];
   if (cpu === undefined) return;
-  const u = Object.fromEntries(impls.map((i) => [i, median((cpu[i] ?? cpuResults[others]![i])!)])) as Record<ImplName, number>;
+  const u = Object.fromEntries(implsOf(c).map((i) => [i, median((cpu[i] ?? cpuResults[others]![i])!)])) as Record<ImplName, number>;
   // Less CPU is better: a ratio above 1 means dillws used less.
   const less = (other: number): string => (other / u.dillws).toFixed(2) + "x";
   const f2 = (x: number): string => x.toFixed(x >= 100 ? 0 : 2);
-  cpuRows.push([name, "µs/op", f2(u.dillws), f2(u.ws), f2(u["ws+bufferutil"]), f2(u.raw), less(u.ws), less(u["ws+bufferutil"]), c.scn === "handshake" ? "-" : less(u.raw)]);
+  cpuRows.push([name, "µs/op", f2(u.dillws), f2(u.ws), f2(u["ws+bufferutil"]), noRaw ? "-" : f2(u.raw), less(u.ws), less(u["ws+bufferutil"]),
+    noRaw || c.scn === "handshake" ? "-" : less(u.raw)]);
 }
 
 for (const c of cases) {
-  if (only !== null && !only.includes(c.scn)) continue;
+  if (only !== null && !only.includes(onlyName(c)) && !(c.p.deflate === true && only.includes("deflate"))) continue;
   results[c.name] = {};
   if (c.rssName !== undefined) results[c.rssName] = {};
+  const these = implsOf(c);
   for (let r = 0; r < repeats; r++) {
     // The order rotates with each repeat, so no implementation always runs
     // first (or right after the heaviest one) on a machine whose speed drifts.
-    for (let k = 0; k < impls.length; k++) {
-      const impl = impls[(k + r) % impls.length]!;
+    for (let k = 0; k < these.length; k++) {
+      const impl = these[(k + r) % these.length]!;
       const f = await once(impl, c);
       (results[c.name]![impl] ??= []).push(f.value);
       if (f.cpu !== undefined) ((cpuResults[c.name] ??= {})[impl] ??= []).push(f.cpu);
@@ -193,7 +216,7 @@ const line = (r: string[]): string => r.map((x, i) => (i < 2 ? x.padEnd(widths[i
 const dillwsFrom = measureBuilt() ? "dist/" : "lib/ through tsx";
 const machine = { date: new Date().toISOString(), node: nodeVersion, pinned: canPin, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), quick, repeats, warmup: !cold, dillwsFrom };
 console.log(`dillws benchmark ${machine.date.slice(0, 10)}, Node ${machine.node}, ${machine.cpus} x ${machine.cpu}, medians of ${repeats}, ${cold ? "cold (no warm-up pass)" : "after an untimed warm-up pass"}${quick ? " (quick smoke run)" : ""}, dillws from ${dillwsFrom}`);
-console.log("ratios: > 1.00x means dillws is ahead (for heap/conn and RSS/conn: uses less)");
+console.log("ratios: > 1.00x means dillws is ahead (for heap/conn and RSS/conn: uses less); \"deflate:\" rows: permessage-deflate on both sides, same parameters (raw TCP: -)");
 console.log(line(head));
 for (const r of rows) console.log(line(r));
 for (const n of notes) console.log(n);

@@ -1,5 +1,5 @@
 import type { TcpHandle, WsHandle } from "../../lib/index";
-import { builtDillws, MB, measureBuilt, seconds, type Impl, type Params, type Scenario, until } from "../common";
+import { builtDillws, compressible, IDLE_DEFLATE_MESSAGE, MB, measureBuilt, seconds, type Impl, type Params, type Scenario, until } from "../common";
 
 const D = (await import(measureBuilt() ? builtDillws.href : "../../lib/index")) as typeof import("../../lib/index");
 const {
@@ -11,21 +11,29 @@ const DL = 30000;
 const LIMIT = 64 << 20;
 const clients = new Set<WsHandle>();
 
+/** What one connection sends: the same buffer over and over, or (compressed scenarios) compressible messages in turn. */
+function payloads(p: Params): Buffer[] {
+  return p.deflate === true ? compressible(p.size, 64) : [Buffer.alloc(p.size, 1)];
+}
+
 async function serve(scn: Scenario, p: Params, ws: WsHandle): Promise<void> {
   let got = 0;
   for await (const m of wsMessages(ws)) {
     if (scn === "pingpong" || scn === "handshake") await wsSend(ws, m.flags, m.data, now() + DL);
     else if (scn === "upload") { if (++got === p.count) await wsSend(ws, WS_TEXT, "done", now() + DL); }
     else if (scn === "download") {
-      const payload = Buffer.alloc(p.size, 1);
-      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, payload, now() + DL);
+      const pool = payloads(p);
+      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, pool[i % pool.length]!, now() + DL);
     }
   }
 }
 
+/** permessage-deflate for the compressed scenarios: dillws's defaults (see Params.deflate). */
+let compression = false;
+
 /** The server's side of a connection's handshake. */
 function attach(s: TcpHandle): ReturnType<typeof wsAttachServer> {
-  return wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT });
+  return wsAttachServer(s, WS_BINARY, now() + DL, { maxMessageSize: LIMIT, ...(compression ? { compression: true } : {}) });
 }
 
 /**
@@ -37,7 +45,11 @@ function attach(s: TcpHandle): ReturnType<typeof wsAttachServer> {
 async function hold(s: TcpHandle): Promise<void> {
   const { ws } = await attach(s);
   clients.add(ws);
-  try { for (;;) await wsRecv(ws, -1); } catch { /* the peer went */ } finally {
+  try {
+    // A compressed idle connection first echoes one message: both directions' contexts exist.
+    if (compression) { const m = await wsRecv(ws, -1); await wsSend(ws, m.flags, m.data, now() + DL); }
+    for (;;) await wsRecv(ws, -1);
+  } catch { /* the peer went */ } finally {
     clients.delete(ws);
     hclose(ws);
   }
@@ -51,6 +63,7 @@ async function answer(s: TcpHandle, scn: Scenario, p: Params): Promise<void> {
 
 export const impl: Impl = {
   async server(scn, p) {
+    compression = p.deflate === true;
     const ls = await tcpListen(ipaddrLocal("127.0.0.1", 0), 4096);
     const b = bundle();
     const parks = scn === "fanout" || scn === "idle";
@@ -79,7 +92,7 @@ export const impl: Impl = {
   async client(scn, p, port, ready, waitGo) {
     const open = async (): Promise<WsHandle> => {
       const s = await tcpConnect(ipaddrLocal("127.0.0.1", port), now() + DL);
-      return wsAttachClient(s, WS_BINARY, "/", "127.0.0.1", now() + DL, { maxMessageSize: LIMIT });
+      return wsAttachClient(s, WS_BINARY, "/", "127.0.0.1", now() + DL, { maxMessageSize: LIMIT, ...(p.deflate === true ? { compression: true } : {}) });
     };
     if (scn === "handshake") {
       const t0 = performance.now();
@@ -95,7 +108,12 @@ export const impl: Impl = {
     }
     if (scn === "idle" || scn === "fanout") {
       const all: WsHandle[] = [];
-      for (let i = 0; i < p.conns; i++) all.push(await open());
+      const first = p.deflate === true ? compressible(IDLE_DEFLATE_MESSAGE, 1)[0]! : null;
+      for (let i = 0; i < p.conns; i++) {
+        const ws = await open();
+        if (first !== null) { await wsSend(ws, WS_BINARY, first, now() + DL); await wsRecv(ws, now() + DL); }
+        all.push(ws);
+      }
       // Fan-out is timed from READY, on which the server starts: its own work counts too.
       const t0 = performance.now();
       ready();
@@ -108,7 +126,8 @@ export const impl: Impl = {
       return { value: v, unit: "msgs/s" };
     }
     const ws = await open();
-    const payload = Buffer.alloc(p.size, 1);
+    const pool = payloads(p);
+    const payload = pool[0]!;
     const t0 = performance.now();
     if (scn === "pingpong") {
       for (let i = 0; i < p.count; i++) { await wsSend(ws, WS_BINARY, payload, now() + DL); await wsRecv(ws, now() + DL); }
@@ -116,7 +135,7 @@ export const impl: Impl = {
       return { value: p.count / seconds(t0), unit: "round trips/s" };
     }
     if (scn === "upload") {
-      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, payload, now() + DL);
+      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, pool[i % pool.length]!, now() + DL);
       await wsRecv(ws, now() + DL);
     } else {
       await wsSend(ws, WS_TEXT, "go", now() + DL);

@@ -175,15 +175,20 @@ export abstract class WsSender {
       checkCancelled(syscall, opts);
       const e = this.stateError(syscall, true);
       if (e !== null) throw e;
-      const n = unitSize(data);
+      let n = unitSize(data);
       const z = this.deflate;
-      if (z !== null && op <= OP_BINARY && opts?.compress !== false && z.wants(n)) {
-        // Compressed: at once when small and there is room (no promise, as below), else in call order under the lock.
-        if (!this.s.canWrite(n) || n > z.syncMax) return this.sendCompressed(syscall, op, bytesOf(data), dl, opts);
+      if (z !== null && op <= OP_BINARY && opts?.compress !== false) {
+        // The threshold is in bytes: a string is measured (and encoded) once, here.
         const bytes = bytesOf(data);
-        this.commit(syscall, op, z.deflateSync(bytes), false, FIN | RSV1);
-        z.commit(bytes);
-        return RESOLVED;
+        n = bytes.length;
+        data = bytes;
+        if (z.wants(n)) {
+          // Compressed: at once when small and there is room (no promise, as below), else in call order under the lock.
+          if (!this.s.canWrite(n) || n > z.syncMax) return this.sendCompressed(syscall, op, bytes, dl, opts);
+          this.commit(syscall, op, z.deflateSync(bytes), false, FIN | RSV1);
+          z.commit(bytes);
+          return RESOLVED;
+        }
       }
       if (!this.s.canWrite(n)) return this.sendSlow(syscall, op, data, n, dl, opts, closing);
       this.commit(syscall, op, data, closing);

@@ -21,13 +21,22 @@
 //   - a connection failed by dropping TCP without a close frame (7.1.7
 //     says the endpoint SHOULD send one with the right code),
 //   - a message received before the close frame but not echoed (7.1.6).
+import { deflateCases, DEFLATE_GROUPS } from "./cases-deflate";
 import { headerLength, OP, type Case, type Peer } from "./runner";
 
 const { CONT, TEXT, BINARY, CLOSE, PING, PONG } = OP;
 
 export interface CaseOptions {
-  /** Full Autobahn-like sizes in group 9 (16 MiB messages, 1000 round trips); false scales them down for `npm test`. */
+  /**
+   * Full Autobahn-like sizes in group 9 (16 MiB messages, 1000 round trips)
+   * and Autobahn's 1000 messages per compression case (12, 13); false scales
+   * them down for `npm test` (cases-deflate.ts says how).
+   */
   full: boolean;
+  /** Autobahn's 1000 messages per compression case (default: `full`); `npm test` runs fewer. */
+  deflateFull?: boolean;
+  /** Messages per case in groups 12 and 13, overriding the above (report.ts --deflate-count). */
+  deflateCount?: number;
 }
 
 export const GROUPS: Readonly<Record<number, string>> = {
@@ -40,6 +49,7 @@ export const GROUPS: Readonly<Record<number, string>> = {
   7: "Close handling",
   9: "Limits/Performance",
   10: "Auto-fragmentation",
+  ...DEFLATE_GROUPS,
 };
 
 const KiB = 1024;
@@ -759,5 +769,7 @@ export function conformanceCases(o: CaseOptions): Case[] {
       });
     });
   }
+  // ------------------------------ 12-14 compression (permessage-deflate)
+  cases.push(...deflateCases(o));
   return cases;
 }

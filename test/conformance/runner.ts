@@ -10,15 +10,26 @@
 //
 // The frame codec below is written from RFC 6455 section 5.2 and shares no
 // code with lib/ws. No vitest dependency: report.ts runs it standalone.
+//
+// Compression cases (Case.deflate, groups 12-14): the suite offers
+// permessage-deflate (dillws as server) or answers dillws's offer (dillws as
+// client), checks the other side's half of the negotiation against RFC 7692,
+// and from then on RSV1 is allowed on the first frame of a data message from
+// dillws (and nowhere else); such messages are inflated with the agreed
+// parameters (pmd.ts) before they are compared. After the case, the
+// endpoint's wsCompression() must equal what the suite agreed to.
 import { isUtf8 } from "node:buffer";
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import {
   DillError, go, hclose, ipaddrLocal, ipaddrPort, now, tcpAccept, tcpConnect, tcpListen, tcpLocalAddr,
-  wsAttachClient, wsAttachServer, wsMessages, wsSend, wsStatus, WS_BINARY,
-  type CoHandle, type TcpListener, type WsHandle,
+  wsAttachClient, wsAttachServer, wsCompression, wsMessages, wsSend, wsStatus, WS_BINARY,
+  type CoHandle, type CompressionOption, type TcpListener, type WsHandle,
 } from "../../lib/index";
+import {
+  agreedOf, answerFault, describeAgreed, parsePmd, pmdString, PmdSession, type Agreed, type PmdParams,
+} from "./pmd";
 
 export type Role = "server" | "client";
 export const ROLES: readonly Role[] = ["server", "client"];
@@ -44,6 +55,18 @@ export interface Case {
   expect: string;
   timeoutMs?: number;
   run: (p: Peer) => Promise<void>;
+  /** permessage-deflate: the negotiation of this case, in both roles (without it nothing is offered). */
+  deflate?: DeflateCase;
+}
+
+/** How a compression case negotiates. */
+export interface DeflateCase {
+  /** dillws as server: the suite's offers, in order of preference, and dillws's `compression` option. */
+  offers: PmdParams[];
+  serverOption: CompressionOption;
+  /** dillws as client: its `compression` option, and the suite server's answer to its offer (null: decline). */
+  clientOption: CompressionOption;
+  answer: (offer: PmdParams) => PmdParams | null;
 }
 
 export type EndpointOutcome =
@@ -61,6 +84,8 @@ export interface Verdict {
   reason: string;
   ms: number;
   endpoint: EndpointOutcome;
+  /** Compression cases: what the handshake agreed, and dillws's compressed messages (bytes on the wire and inflated). */
+  compression?: { agreed: string; received: number; wire: number; plain: number };
 }
 
 /** Thrown by a case (through Peer) when dillws's behaviour is wrong. */
@@ -250,6 +275,8 @@ export class Peer {
   endpoint: EndpointExpectation | null = null;
   /** Whether the connection was closed or failed by the case (needed for a verdict). */
   finished = false;
+  /** permessage-deflate, once the handshake agreed on it. */
+  pmd: PmdSession | null = null;
 
   constructor(readonly role: Role, private readonly wire: Wire, readonly deadline: number) {}
 
@@ -355,7 +382,12 @@ export class Peer {
     if (f.masked !== (this.role === "client")) {
       this.fail(`${who} sent a${f.masked ? " masked" : "n unmasked"} frame (${describeFrame(f)})`);
     }
-    if (f.rsv !== 0) this.fail(`${who} sent RSV bits ${f.rsv}`);
+    // RFC 7692 6: RSV1 marks a compressed message, on its first frame only; RSV2/3 are never set.
+    if (f.rsv !== 0) {
+      const first = f.opcode === OP.TEXT || f.opcode === OP.BINARY;
+      if (this.pmd === null || f.rsv !== 4) this.fail(`${who} sent RSV bits ${f.rsv}${this.pmd === null ? " (no extension was agreed)" : ""}`);
+      if (!first) this.fail(`${who} set RSV1 on a ${describeFrame(f)} (only a message's first frame may carry it)`);
+    }
     if (!knownOp(f.opcode)) this.fail(`${who} sent reserved opcode ${f.opcode}`);
     const minimal = len < 126 ? 2 : len < 65536 ? 4 : 10;
     if (hl - (f.masked ? 4 : 0) !== minimal) this.fail(`${who} used a non-minimal length encoding for ${len} bytes`);
@@ -394,12 +426,16 @@ export class Peer {
 
   /**
    * Expects one whole message (possibly fragmented by dillws) equal to payload.
+   * With permessage-deflate a message with RSV1 is inflated first;
+   * `o.compressed` says whether it must (true) or must not (false) be compressed.
    */
-  async expectMessage(op: typeof OP.TEXT | typeof OP.BINARY, payload: Buffer | string, what = "the echo"): Promise<void> {
+  async expectMessage(op: typeof OP.TEXT | typeof OP.BINARY, payload: Buffer | string, what = "the echo",
+                      o: { compressed?: boolean } = {}): Promise<void> {
     const want = typeof payload === "string" ? Buffer.from(payload, "utf8") : payload;
     const wantName = op === OP.TEXT ? "text" : "binary";
     const parts: Buffer[] = [];
     let first = true;
+    let compressed = false;
     for (;;) {
       const e = await this.read();
       if (e.kind !== "frame") this.fail(`expected ${what} (${wantName}, ${want.length} bytes), got ${this.got(e)}`);
@@ -407,17 +443,47 @@ export class Peer {
       if (isControl(f.opcode) || (first ? f.opcode !== op : f.opcode !== OP.CONT)) {
         this.fail(`expected ${what} (${wantName}, ${want.length} bytes), got ${describeFrame(f)}`);
       }
+      if (first) compressed = (f.rsv & 4) !== 0;
       first = false;
       parts.push(f.payload);
       if (f.fin) break;
     }
-    const got = Buffer.concat(parts);
+    let got: Buffer = Buffer.concat(parts);
+    if (o.compressed !== undefined && o.compressed !== compressed) {
+      this.fail(`${what} (${want.length} bytes) came ${compressed ? "compressed" : "uncompressed"}; expected it ${o.compressed ? "compressed (it is not below the threshold of 1024 bytes)" : "uncompressed (below the threshold of 1024 bytes)"}`);
+    }
+    if (compressed) {
+      const r = await this.pmd!.decompress(got);
+      if (typeof r === "string") this.fail(`${what}: ${r}`);
+      got = r;
+    }
     if (!got.equals(want)) {
       let i = 0;
       while (i < got.length && i < want.length && got[i] === want[i]) i++;
       this.fail(`${what} differs: ${got.length} bytes instead of ${want.length}, first difference at offset ${i}` +
         (want.length <= 64 ? ` (got ${show(got)}, want ${show(want)})` : ""));
     }
+  }
+
+  /**
+   * The frames of one message compressed with the agreed parameters (RFC 7692
+   * 7.2.1): RSV1 on the first frame only, the compressed payload split into
+   * frames of `fragment` bytes (0: one frame).
+   */
+  async compressedFrames(op: number, payload: Buffer, fragment = 0, o: { final?: boolean } = {}): Promise<Buffer[]> {
+    if (this.pmd === null) throw new Error("case error: no permessage-deflate was agreed");
+    const z = await this.pmd.compress(payload, o);
+    if (fragment <= 0 || z.length <= fragment) return [this.frame(op, z, { rsv: 4 })];
+    const out: Buffer[] = [];
+    for (let i = 0; i < z.length; i += fragment) {
+      out.push(this.frame(i === 0 ? op : OP.CONT, z.subarray(i, i + fragment), { rsv: i === 0 ? 4 : 0, fin: i + fragment >= z.length }));
+    }
+    return out;
+  }
+
+  /** Sends one message compressed (see compressedFrames), in one write. */
+  async sendCompressed(op: number, payload: Buffer, fragment = 0): Promise<void> {
+    await this.send(...await this.compressedFrames(op, payload, fragment));
   }
 
   async expectPong(payload: Buffer | string = Buffer.alloc(0)): Promise<void> {
@@ -515,17 +581,23 @@ export class Peer {
 
 // --------------------------------------------------------------- endpoint
 
-interface Endpoint { co: CoHandle; done: Promise<void>; outcome: () => EndpointOutcome }
+interface Endpoint {
+  co: CoHandle; done: Promise<void>; outcome: () => EndpointOutcome;
+  /** wsCompression() right after the attach (compression cases), or undefined before. */
+  compression: () => Agreed | null | undefined;
+}
 
 /** The dillws side: attach, echo every message, hclose on the end or any error. */
-function startEndpoint(open: () => Promise<WsHandle>): Endpoint {
+function startEndpoint(open: () => Promise<WsHandle>, askCompression = false): Endpoint {
   let outcome: EndpointOutcome = { kind: "running" };
+  let compression: Agreed | null | undefined;
   let finished!: () => void;
   const done = new Promise<void>((r) => { finished = r; });
   const co = go(async () => {
     let ws: WsHandle | null = null;
     try {
       ws = await open();
+      if (askCompression) compression = wsCompression(ws);
       for await (const m of wsMessages(ws)) await wsSend(ws, m.flags, m.data, now() + CASE_TIMEOUT);
       outcome = { kind: "closed", ...wsStatus(ws) };
     } catch (e) {
@@ -536,7 +608,7 @@ function startEndpoint(open: () => Promise<WsHandle>): Endpoint {
       finished();
     }
   });
-  return { co, done, outcome: () => outcome };
+  return { co, done, outcome: () => outcome, compression: () => compression };
 }
 
 function describeOutcome(o: EndpointOutcome): string {
@@ -580,16 +652,23 @@ function hasToken(v: string | undefined, t: string): boolean {
 
 function timeoutOf(c: Case): number { return c.timeoutMs ?? CASE_TIMEOUT; }
 
+/** What a handshake leaves the case with. */
+interface Opened { wire: Wire; agreed: Agreed | null }
+
+type Held = { ep: Endpoint | null; agreed: Agreed | null };
+
 /** Connects the suite as a raw client to a dillws server; returns the wire after the 101. */
-async function serverRole(deadline: number, cleanup: Array<() => void>, held: { ep: Endpoint | null }): Promise<Wire> {
+async function serverRole(c: Case, deadline: number, cleanup: Array<() => void>, held: Held): Promise<Opened> {
   const ls: TcpListener = await tcpListen(ipaddrLocal("127.0.0.1", 0));
   cleanup.push(() => { try { hclose(ls); } catch { /* closed */ } });
   const port = ipaddrPort(tcpLocalAddr(ls));
+  const dc = c.deflate;
   const ep = startEndpoint(async () => {
     const t = await tcpAccept(ls, now() + CASE_TIMEOUT);
-    const r = await wsAttachServer(t, WS_BINARY, now() + CASE_TIMEOUT, { maxMessageSize: MAX_MESSAGE });
+    const r = await wsAttachServer(t, WS_BINARY, now() + CASE_TIMEOUT,
+      { maxMessageSize: MAX_MESSAGE, ...(dc !== undefined ? { compression: dc.serverOption } : {}) });
     return r.ws;
-  });
+  }, dc !== undefined);
   held.ep = ep;
   cleanup.push(() => { try { hclose(ep.co); } catch { /* closed */ } });
   const sock = await new Promise<Socket>((resolve, reject) => {
@@ -599,8 +678,9 @@ async function serverRole(deadline: number, cleanup: Array<() => void>, held: { 
   cleanup.push(() => sock.destroy());
   const wire = new Wire(sock);
   const key = randomBytes(16).toString("base64");
+  const ext = dc !== undefined ? `Sec-WebSocket-Extensions: ${dc.offers.map(pmdString).join(", ")}\r\n` : "";
   await wire.write(`GET /conformance HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${ext}\r\n`);
   const head = await readHead(wire, deadline);
   if (head === null) throw new CaseFailure("handshake: no HTTP response from dillws (server)");
   const status = head.split("\r\n")[0]!;
@@ -610,11 +690,63 @@ async function serverRole(deadline: number, cleanup: Array<() => void>, held: { 
     throw new CaseFailure("handshake: the 101 lacks Upgrade: websocket / Connection: Upgrade");
   }
   if (h.get("sec-websocket-accept") !== acceptKey(key)) throw new CaseFailure("handshake: wrong Sec-WebSocket-Accept");
-  return wire;
+  const answer = h.get("sec-websocket-extensions");
+  if (dc === undefined) {
+    if (answer !== undefined) throw new CaseFailure(`handshake: dillws (server) accepted an extension nobody offered: ${answer}`);
+    return { wire, agreed: null };
+  }
+  return { wire, agreed: checkServerAnswer(dc, answer) };
+}
+
+/**
+ * dillws (server)'s answer to the suite's offers (RFC 7692 5, 7.1): exactly
+ * one permessage-deflate element, a valid acceptance of one of the offers;
+ * with nothing of its own to require, dillws must accept the first offer.
+ */
+function checkServerAnswer(dc: DeflateCase, answer: string | undefined): Agreed {
+  const offered = dc.offers.map(pmdString).join(", ");
+  if (answer === undefined) throw new CaseFailure(`handshake: dillws (server) declined the offer "${offered}"`);
+  const els = parsePmd(answer, true);
+  if (els.length !== 1) throw new CaseFailure(`handshake: dillws (server) answered ${els.length} extension elements: "${answer}"`);
+  const a = els[0]!;
+  if (typeof a === "string") throw new CaseFailure(`handshake: dillws (server)'s answer "${answer}" is not acceptable: ${a}`);
+  const faults = dc.offers.map((o) => answerFault(o, a));
+  const k = faults.indexOf(null);
+  if (k < 0) throw new CaseFailure(`handshake: dillws (server)'s answer "${answer}" accepts none of the offers "${offered}": ${faults.join("; ")}`);
+  if (dc.serverOption === true && k !== 0) {
+    throw new CaseFailure(`handshake: dillws (server) could accept the first offer but its answer "${answer}" fits only offer ${k + 1} (${faults[0]})`);
+  }
+  return agreedOf(dc.offers[k]!, a);
+}
+
+/**
+ * dillws (client)'s offer: one permessage-deflate element of valid form
+ * with exactly what its `compression` option asks (client_max_window_bits
+ * may come bare: "I can use any window you ask for").
+ */
+function checkClientOffer(dc: DeflateCase, header: string | undefined): PmdParams {
+  if (header === undefined) throw new CaseFailure("handshake: dillws (client) offered no extension although compression was asked for");
+  const els = parsePmd(header, false);
+  if (els.length !== 1 || typeof els[0] === "string") {
+    throw new CaseFailure(`handshake: dillws (client)'s offer "${header}" is not one valid permessage-deflate element${typeof els[0] === "string" ? `: ${els[0]}` : ""}`);
+  }
+  const o = els[0]!;
+  const want = dc.clientOption === true || dc.clientOption === false ? {} : dc.clientOption;
+  const wrong: string[] = [];
+  if (o.serverNoContextTakeover !== (want.serverNoContextTakeover ?? false)) wrong.push("server_no_context_takeover");
+  if (o.clientNoContextTakeover !== (want.clientNoContextTakeover ?? false)) wrong.push("client_no_context_takeover");
+  if (o.serverMaxWindowBits !== (want.serverMaxWindowBits ?? null)) wrong.push("server_max_window_bits");
+  if (want.clientMaxWindowBits !== undefined ? o.clientMaxWindowBits !== want.clientMaxWindowBits : typeof o.clientMaxWindowBits === "number") {
+    wrong.push("client_max_window_bits");
+  }
+  if (wrong.length > 0) {
+    throw new CaseFailure(`handshake: dillws (client)'s offer "${header}" does not match its option ${JSON.stringify(dc.clientOption)} (${wrong.join(", ")})`);
+  }
+  return o;
 }
 
 /** Accepts dillws's client connection on a raw server and answers its upgrade. */
-async function clientRole(deadline: number, cleanup: Array<() => void>, held: { ep: Endpoint | null }): Promise<Wire> {
+async function clientRole(c: Case, deadline: number, cleanup: Array<() => void>, held: Held): Promise<Opened> {
   const server: Server = createServer({ allowHalfOpen: true });
   const sockets: Socket[] = [];
   let onConn: ((s: Socket) => void) | null = null;
@@ -622,10 +754,12 @@ async function clientRole(deadline: number, cleanup: Array<() => void>, held: { 
   cleanup.push(() => { for (const s of sockets) s.destroy(); server.close(); });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
+  const dc = c.deflate;
   const ep = startEndpoint(async () => {
     const t = await tcpConnect(ipaddrLocal("127.0.0.1", port), now() + CASE_TIMEOUT);
-    return wsAttachClient(t, WS_BINARY, "/conformance", `127.0.0.1:${port}`, now() + CASE_TIMEOUT, { maxMessageSize: MAX_MESSAGE });
-  });
+    return wsAttachClient(t, WS_BINARY, "/conformance", `127.0.0.1:${port}`, now() + CASE_TIMEOUT,
+      { maxMessageSize: MAX_MESSAGE, ...(dc !== undefined ? { compression: dc.clientOption } : {}) });
+  }, dc !== undefined);
   held.ep = ep;
   cleanup.push(() => { try { hclose(ep.co); } catch { /* closed */ } });
   let timer: NodeJS.Timeout | undefined;
@@ -650,10 +784,30 @@ async function clientRole(deadline: number, cleanup: Array<() => void>, held: { 
   if (Buffer.from(key, "base64").length !== 16 || Buffer.from(key, "base64").toString("base64") !== key) {
     throw new CaseFailure(`handshake: malformed Sec-WebSocket-Key "${key}"`);
   }
+  let agreed: Agreed | null = null;
+  let ext = "";
+  const offerHeader = h.get("sec-websocket-extensions");
+  if (dc === undefined) {
+    if (offerHeader !== undefined) throw new CaseFailure(`handshake: dillws (client) offered "${offerHeader}" without being asked to`);
+  } else {
+    const offer = checkClientOffer(dc, offerHeader);
+    const answer = dc.answer(offer);
+    if (answer === null) {
+      throw new CaseFailure(`handshake: the suite's server (as Autobahn's would) declines dillws's offer "${offerHeader}", so the case cannot run`);
+    }
+    const fault = answerFault(offer, answer);
+    if (fault !== null) throw new Error(`case error: the suite's answer breaks RFC 7692: ${fault}`);
+    agreed = agreedOf(offer, answer);
+    ext = `Sec-WebSocket-Extensions: ${pmdString(answer)}\r\n`;
+  }
   await wire.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`);
-  return wire;
+    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n${ext}\r\n`);
+  return { wire, agreed };
 }
+
+const sameAgreed = (a: Agreed, b: Agreed): boolean =>
+  a.serverNoContextTakeover === b.serverNoContextTakeover && a.clientNoContextTakeover === b.clientNoContextTakeover &&
+  a.serverMaxWindowBits === b.serverMaxWindowBits && a.clientMaxWindowBits === b.clientMaxWindowBits;
 
 function outcomeMatches(want: EndpointExpectation, got: EndpointOutcome): boolean {
   if (want.kind === "error") return got.kind === "error" && got.code === want.code;
@@ -666,15 +820,21 @@ export async function runCase(role: Role, c: Case): Promise<Verdict> {
   const deadline = Date.now() + timeoutOf(c);
   const cleanup: Array<() => void> = [];
   const runCleanup = (): void => { for (const f of cleanup.splice(0).reverse()) f(); };
-  const held: { ep: Endpoint | null } = { ep: null };
+  const held: Held = { ep: null, agreed: null };
   let result: Result = "OK";
   let reason = "";
   let peer: Peer | null = null;
   let caseTimer: NodeJS.Timeout | undefined;
   try {
-    const wire = role === "server" ? await serverRole(deadline, cleanup, held) : await clientRole(deadline, cleanup, held);
+    const { wire, agreed } = role === "server" ? await serverRole(c, deadline, cleanup, held) : await clientRole(c, deadline, cleanup, held);
     peer = new Peer(role, wire, deadline);
     const p = peer;
+    if (agreed !== null) {
+      held.agreed = agreed;
+      const pmd = new PmdSession(agreed, role === "server");
+      p.pmd = pmd;
+      cleanup.push(() => pmd.close());
+    }
     const body = c.run(p).then(() => null, (e: unknown) => e);
     // Belt and braces: every wait in Peer is bounded already.
     const guard = new Promise<"timeout">((r) => { caseTimer = setTimeout(() => r("timeout"), timeoutOf(c) + 1000); });
@@ -710,6 +870,13 @@ export async function runCase(role: Role, c: Case): Promise<Verdict> {
         reason = `the dillws endpoint should ${describeExpectation(peer.endpoint)}, but it ${describeOutcome(outcome)}`;
       }
     }
+    // What dillws says it agreed to must be what the suite agreed to.
+    const mine = held.agreed;
+    const theirs = ep.compression();
+    if (result !== "FAILED" && mine !== null && theirs !== undefined && (theirs === null || !sameAgreed(mine, theirs))) {
+      result = "FAILED";
+      reason = `wsCompression() reports ${theirs === null ? "null" : describeAgreed(theirs)}; the handshake agreed ${describeAgreed(mine)}`;
+    }
   }
   runCleanup();
   if (ep !== null) {
@@ -722,7 +889,9 @@ export async function runCase(role: Role, c: Case): Promise<Verdict> {
     result = "NON-STRICT";
     reason = peer.nonStrict.join("; ");
   }
-  return { id: c.id, group: c.group, title: c.title, role, result, reason, ms: performance.now() - t0, endpoint: outcome };
+  const v: Verdict = { id: c.id, group: c.group, title: c.title, role, result, reason, ms: performance.now() - t0, endpoint: outcome };
+  if (held.agreed !== null && peer?.pmd) v.compression = { agreed: describeAgreed(held.agreed), ...peer.pmd.stats };
+  return v;
 }
 
 /** Runs cases one after another (timings stay meaningful on a busy machine). */
