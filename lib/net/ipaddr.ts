@@ -102,7 +102,7 @@ export async function ipaddrRemote(name: string, port: number, mode: number, dl:
  * (resolver order within a family): what a connect that tries each in turn
  * needs (wsConnect). Never empty: EADDRNOTAVAIL instead.
  */
-export function ipaddrRemoteAll(name: string, port: number, mode: number, dl: number,
+export function resolveAll(name: string, port: number, mode: number, dl: number,
                                 opts: CallOptions | undefined, syscall: string): Promise<IpAddr[]> {
   return remoteAll(name, port, mode, dl, opts, syscall);
 }

@@ -4,7 +4,7 @@
 import { DillError } from "../runtime/errors";
 import { hclose, type ByteHandle, type WsHandle } from "../runtime/handles";
 import { checkCancelled } from "../runtime/wait";
-import { IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6, ipaddrRemoteAll, type IpAddr } from "../net/ipaddr";
+import { IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_IPV6, resolveAll, type IpAddr } from "../net/ipaddr";
 import { ipcConnect } from "../net/ipc";
 import { tcpConnect } from "../net/tcp";
 import { tlsAttachClient, type TlsClientOptions } from "../net/tls";
@@ -96,7 +96,7 @@ const MODES = new Set([IPADDR_IPV4, IPADDR_IPV6, IPADDR_PREF_IPV4, IPADDR_PREF_I
 
 /** Every address of a name, in the order `mode` prefers. */
 function resolve(host: string, port: number, mode: number, dl: number, opts: WsConnectOptions): Promise<IpAddr[]> {
-  return ipaddrRemoteAll(host, port, mode, dl, opts, SYSCALL);
+  return resolveAll(host, port, mode, dl, opts, SYSCALL);
 }
 
 /** Connects to the first address of `host` that accepts, each tried in turn within dl. */
