@@ -199,7 +199,7 @@ export abstract class WsSender {
   }
 
   /** Waits for room (nothing is built or written if that fails), then writes. */
-  private async sendSlow(syscall: string, op: number, data: Payload, n: number, dl: number,
+  private async sendSlow(syscall: string, op: number, data: Payload | SharedFrame, n: number, dl: number,
                          opts: CallOptions | undefined, closing: boolean): Promise<void> {
     try {
       await this.s.room(n, syscall, dl, opts);
@@ -209,7 +209,8 @@ export abstract class WsSender {
     this.s.writeLock.release(); // commit writes synchronously right below
     const e = this.stateError(syscall, true);
     if (e !== null) throw e;
-    this.commit(syscall, op, data, closing);
+    if (data instanceof SharedFrame) this.commitShared(syscall, data);
+    else this.commit(syscall, op, data, closing);
   }
 
   /**
@@ -319,21 +320,9 @@ export abstract class WsSender {
   sendShared(syscall: string, f: SharedFrame, dl: number, opts: CallOptions | undefined): Promise<void> | null {
     const e = this.stateError(syscall, true);
     if (e !== null) throw e;
-    if (!this.s.canWrite(f.size)) return this.sendSharedSlow(syscall, f, dl, opts);
+    if (!this.s.canWrite(f.size)) return this.sendSlow(syscall, 0, f, f.size, dl, opts, false);
     this.commitShared(syscall, f);
     return null;
-  }
-
-  private async sendSharedSlow(syscall: string, f: SharedFrame, dl: number, opts: CallOptions | undefined): Promise<void> {
-    try {
-      await this.s.room(f.size, syscall, dl, opts);
-    } catch (err) {
-      throw this.sockFailed(err, syscall);
-    }
-    this.s.writeLock.release(); // commitShared writes synchronously right below
-    const e = this.stateError(syscall, true);
-    if (e !== null) throw e;
-    this.commitShared(syscall, f);
   }
 
   private commitShared(syscall: string, f: SharedFrame): void {
