@@ -5,13 +5,13 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
+import { CHROMIUM, launchChromium } from "../helpers/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wsDone, wsMessages, wsPing, wsRecv, wsSend, wsStatus } from "../../lib/index";
 import { bounded, code, dillServer, T } from "../helpers/interop";
 import { resourceBaseline } from "../helpers/leaks";
 
-const CHROMIUM = "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const WHY = `SKIPPED: ${CHROMIUM} is absent (apt-get install chromium)`;
 if (!HAVE_CHROMIUM) console.warn(`interop-browser: ${WHY}`);
@@ -48,19 +48,7 @@ describe.skipIf(!HAVE_CHROMIUM)(HAVE_CHROMIUM ? "Chromium WebSocket → dillws s
     await new Promise<void>((r) => http!.listen(0, "127.0.0.1", () => r()));
     origin = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
     profile = await mkdtemp(join(tmpdir(), "dillws-chromium-"));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true, // puppeteer passes --headless=new
-      pipe: true, // DevTools over a pipe: no debugging port
-      userDataDir: profile,
-      timeout: 30000,
-      protocolTimeout: 30000,
-      handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
-      args: [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      ],
-    });
+    browser = await launchChromium(profile);
     page = await browser.newPage();
     await page.goto(`${origin}/`, { timeout: 15000 });
   });

@@ -20,7 +20,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
+import { CHROMIUM, launchChromium } from "../helpers/browser";
 import { WebSocket as UndiciWebSocket, type CloseEvent, type MessageEvent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData } from "ws";
@@ -637,7 +638,6 @@ describe.skipIf(!HAVE_PY)(HAVE_PY ? "dillws client → Python websockets server"
 
 // ------------------------------------------------------------------ Chromium
 
-const CHROMIUM = "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const CR_WHY = `SKIPPED: ${CHROMIUM} is absent (apt-get install chromium)`;
 if (!HAVE_CHROMIUM && process.env.CI) it("chromium is installed on CI", () => { expect.fail(CR_WHY); });
@@ -663,12 +663,7 @@ describe.skipIf(!HAVE_CHROMIUM)(HAVE_CHROMIUM ? "Chromium WebSocket (always offe
     });
     await new Promise<void>((r) => http!.listen(0, "127.0.0.1", () => r()));
     profile = await mkdtemp(join(tmpdir(), "dillws-chromium-deflate-"));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM, headless: true, pipe: true, userDataDir: profile, timeout: 30000, protocolTimeout: 60000,
-      handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
-      args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium(profile, { protocolTimeout: 60000 });
     page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${(http.address() as { port: number }).port}/`, { timeout: 15000 });
   });

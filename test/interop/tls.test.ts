@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import puppeteer, { type Browser } from "puppeteer-core";
+import type { Browser } from "puppeteer-core";
+import { CHROMIUM, launchChromium } from "../helpers/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   go, hclose, ipaddrLocal, ipaddrPort, tcpAccept, tcpListen, tcpLocalAddr, tlsAttachServer, tlsInfo, wsAttachServer,
@@ -20,7 +21,6 @@ import { makeCerts, removeCerts, type TestCerts } from "../helpers/certs";
 import { bounded, code, run, stopProcess, T } from "../helpers/interop";
 import { resourceBaseline } from "../helpers/leaks";
 
-const CHROMIUM = "/usr/bin/chromium";
 const PY = "/usr/bin/python3";
 const PY_WSS = fileURLToPath(new URL("./py_wss.py", import.meta.url));
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -64,12 +64,7 @@ describe.skipIf(!HAVE_CHROMIUM && !process.env.CI)("Chromium over wss:// → dil
     http = createServer((_req, res) => { res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html); });
     await new Promise<void>((r) => http!.listen(0, "127.0.0.1", () => r()));
     profile = await mkdtemp(join(tmpdir(), "dillws-chromium-tls-"));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM, headless: true, pipe: true, userDataDir: profile, timeout: 30000, protocolTimeout: 30000,
-      handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false,
-      args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--ignore-certificate-errors"],
-    });
+    browser = await launchChromium(profile, { extraArgs: ["--ignore-certificate-errors"] });
   });
   afterAll(async () => {
     await browser?.close().catch(() => browser?.process()?.kill("SIGKILL"));
