@@ -81,17 +81,46 @@ interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) =>
  * ways, and all-or-nothing writes. TCP and IPC handles are this object; a TLS
  * handle is one over its TLSSocket (lib/net/tls.ts).
  */
+/** A stream's locks and waiting calls (ByteStream.sw); each is made or set when first needed. */
+class StreamWaits {
+  rl: Lock | null = null;
+  wl: Lock | null = null;
+  reader: ReadWaiter | null = null;
+  drain: DrainWaiter | null = null;
+  finish: Fifo<() => void> | null = null;
+}
+
+const EOF = 1;
+const ENDED = 2;
+const DESTROYED = 4;
+const CLOSING = 8;
+const PAUSED = 16;
+
 export class ByteStream implements HandleObject {
   readonly kind: "tcp" | "ipc" | "tls";
   readonly sock: Socket;
-  // The locks are made on first use: a WebSocket's stream never takes the
-  // read lock, and the write lock is needed only when a send must wait.
-  private rl: Lock | null = null;
-  private wl: Lock | null = null;
+  /**
+   * The locks and waiting calls (see StreamWaits), made on first use: a
+   * WebSocket's stream never takes the read lock, the write lock is needed
+   * only when a send must wait, and a parked stream pays one field for all.
+   */
+  private sw: StreamWaits | null = null;
+  private get waits(): StreamWaits { return this.sw ??= new StreamWaits(); }
   /** Serialises readers (brecv callers, or the protocol layer above). */
-  get readLock(): Lock { return this.rl ??= new Lock(); }
+  get readLock(): Lock { return this.waits.rl ??= new Lock(); }
   /** Serialises writers that must wait for room, keeping call order. */
-  get writeLock(): Lock { return this.wl ??= new Lock(); }
+  get writeLock(): Lock { return this.waits.wl ??= new Lock(); }
+  private get reader(): ReadWaiter | null { return this.sw === null ? null : this.sw.reader; }
+  private set reader(v: ReadWaiter | null) { if (v !== null) this.waits.reader = v; else if (this.sw !== null) { this.sw.reader = null; this.tidy(); } }
+  private get drain(): DrainWaiter | null { return this.sw === null ? null : this.sw.drain; }
+  private set drain(v: DrainWaiter | null) { if (v !== null) this.waits.drain = v; else if (this.sw !== null) { this.sw.drain = null; this.tidy(); } }
+  private get finishWaiters(): Fifo<() => void> | null { return this.sw === null ? null : this.sw.finish; }
+  private set finishWaiters(v: Fifo<() => void> | null) { if (v !== null) this.waits.finish = v; else if (this.sw !== null) { this.sw.finish = null; this.tidy(); } }
+  /** Lets go of sw once nothing in it is in use (the handshake's read leaves none behind). */
+  private tidy(): void {
+    const w = this.sw!;
+    if (w.reader === null && w.drain === null && w.finish === null && w.rl === null && w.wl === null) this.sw = null;
+  }
 
   /**
    * Unread socket chunks. An empty list is replaced, not pushed to: V8 keeps
@@ -101,21 +130,28 @@ export class ByteStream implements HandleObject {
   private chunks: Buffer[] = NO_CHUNKS;
   private head = 0; // consumed bytes of chunks[0]
   buffered = 0;
-  eof = false; // the peer's FIN arrived
   failure: DillError | null = null; // reset or other socket error
-  ended = false; // our FIN was requested (done)
-  destroyed = false;
+  /** The booleans below, as bits of one number: a parked stream pays one field for them. */
+  private bits = 0;
+  /** The peer's FIN arrived. */
+  get eof(): boolean { return (this.bits & EOF) !== 0; }
+  set eof(v: boolean) { this.setBit(EOF, v); }
+  /** Our FIN was requested (done). */
+  get ended(): boolean { return (this.bits & ENDED) !== 0; }
+  set ended(v: boolean) { this.setBit(ENDED, v); }
+  get destroyed(): boolean { return (this.bits & DESTROYED) !== 0; }
+  set destroyed(v: boolean) { this.setBit(DESTROYED, v); }
   /** tcpClose/ipcClose has begun: every other call is cancelled. */
-  closing = false;
-  private paused = false;
-  private reader: ReadWaiter | null = null;
+  get closing(): boolean { return (this.bits & CLOSING) !== 0; }
+  set closing(v: boolean) { this.setBit(CLOSING, v); }
+  private get paused(): boolean { return (this.bits & PAUSED) !== 0; }
+  private set paused(v: boolean) { this.setBit(PAUSED, v); }
+  private setBit(bit: number, v: boolean): void { this.bits = v ? this.bits | bit : this.bits & ~bit; }
   /**
    * Set by a protocol layer that parses in place: called (synchronously) when
    * bytes arrive or the stream ends or fails. It must not throw.
    */
   onReadable: Readable | null = null;
-  private drain: DrainWaiter | null = null;
-  private finishWaiters: Fifo<() => void> | null = null; // made on first use
 
   constructor(kind: "tcp" | "ipc" | "tls", sock: Socket) {
     this.kind = kind;
@@ -324,7 +360,7 @@ export class ByteStream implements HandleObject {
 
   /** Whether a write of n bytes now would not have to wait for room. */
   canWrite(n: number): boolean {
-    return this.wl?.held !== true && this.sock.writableLength < highWater(n);
+    return this.sw?.wl?.held !== true && this.sock.writableLength < highWater(n);
   }
 
   /** The error for a write that cannot be done at all (or null). */
@@ -451,8 +487,8 @@ export class ByteStream implements HandleObject {
     this.wakeReader();
     this.wakeDrain();
     const e = (sc: string): DillError => new DillError("ECANCELED", sc, "the handle was closed while the call waited");
-    this.rl?.failAll(e);
-    this.wl?.failAll(e);
+    this.sw?.rl?.failAll(e);
+    this.sw?.wl?.failAll(e);
     try {
       if (!this.ended && this.failure === null && !this.destroyed) {
         this.ended = true;
@@ -490,8 +526,8 @@ export class ByteStream implements HandleObject {
     this.wakeReader();
     this.wakeDrain();
     const e = (syscall: string): DillError => new DillError("ECANCELED", syscall, "the handle was closed while the call waited");
-    this.rl?.failAll(e);
-    this.wl?.failAll(e);
+    this.sw?.rl?.failAll(e);
+    this.sw?.wl?.failAll(e);
     this.runFinishWaiters();
     this.chunks = NO_CHUNKS;
     this.buffered = 0;

@@ -29,25 +29,37 @@ interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
  * the session as a whole: control frames, pings, the close handshake,
  * failure, status and destroy.
  */
+/**
+ * What few connections use: the agreed subprotocol, keepalive's state, and
+ * the queues of pings and closes (made when first needed). Made on first
+ * use, so a parked plain connection pays one field for all of it.
+ */
+class ConnRare {
+  protocol: string | null = null;
+  /** Keepalive: its options, when the peer was last heard, when our ping left (0: none out). */
+  ka: (Keepalive & { heardAt: number; pingAt: number }) | null = null;
+  pings: Fifo<PingWaiter> | null = null;
+  closers: Fifo<Waiter<undefined>> | null = null;
+  pingSeq = 0;
+}
+
 export class WsConn extends WsReceiver implements HandleObject, Live {
-  readonly kind = "ws";
+  get kind(): "ws" { return "ws"; }
   /** Default message type of msend/mrecv: WS_TEXT or WS_BINARY. */
   readonly type: number;
-  readonly protocol: string | null;
-  // Pings and closes are rare: their queues are made on first use.
-  private pings: Fifo<PingWaiter> | null = null;
-  private closeWaiters: Fifo<Waiter<undefined>> | null = null;
-  private pingSeq = 0;
-  /** Keepalive: its options, when the peer was last heard, when our ping left (0: none out); null when off. */
-  private readonly ka: (Keepalive & { heardAt: number; pingAt: number }) | null;
+  /** See ConnRare. */
+  private cr: ConnRare | null = null;
+  private get rareConn(): ConnRare { return this.cr ??= new ConnRare(); }
+  get protocol(): string | null { return this.cr === null ? null : this.cr.protocol; }
+  private get ka(): ConnRare["ka"] { return this.cr === null ? null : this.cr.ka; }
 
   constructor(s: ByteStream, client: boolean, type: number, maxMessageSize: number, protocol: string | null,
               ka: Keepalive | null = null, compression: Compression | null = null) {
     super(s, client, maxMessageSize);
     this.z = compression;
     this.type = type;
-    this.protocol = protocol;
-    this.ka = ka === null ? null : { interval: ka.interval, timeout: ka.timeout, heardAt: now(), pingAt: 0 };
+    if (protocol !== null) this.rareConn.protocol = protocol;
+    if (ka !== null) this.rareConn.ka = { interval: ka.interval, timeout: ka.timeout, heardAt: now(), pingAt: 0 };
     if (ka !== null) joinKeepalive(this, ka);
     // From now on frames are parsed as they arrive, beginning with any that
     // came in with the handshake.
@@ -106,7 +118,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     if (op === OP_PING) {
       if (!this.sentClose && this.s.sock.writableLength < PONG_QUEUE_LIMIT) this.writeNow(OP_PONG, p);
     } else if (op === OP_PONG) {
-      const w = this.pings?.take((x) => x.payload.equals(p));
+      const w = this.cr?.pings?.take((x) => x.payload.equals(p));
       if (w !== undefined) w.resolve(performance.now() - w.t0);
     } else if (op === OP_CLOSE) {
       const c = decodeClose(p);
@@ -123,9 +135,9 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
   private closed(): void {
     leaveKeepalive(this);
     this.failStream(eventError("EPIPE", "wsRecvStream", "the peer closed the WebSocket before the message ended"));
-    for (const w of this.recvWaiters.drain()) w.peerClosed();
-    for (const w of this.pings?.drain() ?? []) w.reject(eventError("EPIPE", w.syscall, "the peer closed the WebSocket"));
-    for (const w of this.closeWaiters?.drain() ?? []) w.resolve(undefined);
+    for (const w of this.drainWaiters()) w.peerClosed();
+    for (const w of this.cr?.pings?.drain() ?? []) w.reject(eventError("EPIPE", w.syscall, "the peer closed the WebSocket"));
+    for (const w of this.cr?.closers?.drain() ?? []) w.resolve(undefined);
   }
 
   /** Fails the connection after a violation: close frame with its code, then FIN. */
@@ -158,16 +170,16 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
 
   private failAll(err: (syscall: string) => DillError): void {
     this.failStream(err("wsRecvStream"));
-    for (const w of this.recvWaiters.drain()) w.fail(err(w.syscall));
-    for (const w of this.pings?.drain() ?? []) w.reject(err(w.syscall));
-    for (const w of this.closeWaiters?.drain() ?? []) w.reject(err(w.syscall));
+    for (const w of this.drainWaiters()) w.fail(err(w.syscall));
+    for (const w of this.cr?.pings?.drain() ?? []) w.reject(err(w.syscall));
+    for (const w of this.cr?.closers?.drain() ?? []) w.reject(err(w.syscall));
   }
 
   async ping(syscall: string, data: Buffer | null, dl: number, opts: CallOptions | undefined): Promise<number> {
     let payload = data;
     if (payload === null) {
       payload = Buffer.allocUnsafe(8);
-      payload.writeDoubleBE(++this.pingSeq, 0);
+      payload.writeDoubleBE(++this.rareConn.pingSeq, 0);
     }
     if (payload.length > MAX_CONTROL_PAYLOAD) throw new DillError("EINVAL", syscall, "a ping carries at most 125 bytes");
     const t0 = performance.now();
@@ -175,7 +187,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     const p = payload;
     return block<number>(syscall, dl, opts, (resolve, reject) => {
       const w: PingWaiter = { resolve, reject, syscall, payload: p, t0 };
-      const q = this.pings ??= new Fifo();
+      const q = this.rareConn.pings ??= new Fifo();
       q.push(w);
       this.listen();
       this.drive();
@@ -208,7 +220,7 @@ export class WsConn extends WsReceiver implements HandleObject, Live {
     if (this.peerClose !== null) return;
     await block<undefined>(syscall, dl, opts, (resolve, reject) => {
       const w: Waiter<undefined> = { resolve, reject, syscall };
-      const q = this.closeWaiters ??= new Fifo();
+      const q = this.rareConn.closers ??= new Fifo();
       q.push(w);
       this.listen();
       this.drive();

@@ -8,7 +8,7 @@ import { copyWithKey, maskWithKey } from "./core/mask";
 import { Utf8Validator } from "./core/utf8";
 import { Fifo } from "../runtime/fifo";
 import { EMPTY, WS_BINARY, WS_TEXT, WsMessage } from "./message";
-import { WsSender } from "./sender";
+import { RECV_BITS, WsSender } from "./sender";
 import { WsStream, type StreamSource } from "./message-stream";
 import type { InflateStream } from "./deflate";
 
@@ -45,7 +45,16 @@ class Rare {
   zs: InflateStream | null = null;
   zsEnding = false;
   wake: (() => void) | null = null;
+  /** The receives waiting after the first (WsReceiver.w1). */
+  wMore: Fifo<RecvWait> | null = null;
 }
+
+/** The receive path's booleans, bits of WsSender.bits. */
+const IN_FRAME = RECV_BITS;
+const FRAME_FIN = RECV_BITS << 1;
+const PARTS_MASKED = RECV_BITS << 2;
+const DISCARDING = RECV_BITS << 3;
+const HEARD = RECV_BITS << 4;
 
 /** RSV1 among a header's three RSV bits (frame.ts keeps them as 0..7). */
 const RSV1 = 4;
@@ -120,11 +129,13 @@ function releaseClose(r: WsReceiver): void { r.releaseClose(); }
 export abstract class WsReceiver extends WsSender implements Readable, StreamSource {
   readonly maxMessageSize: number;
   // Receive state; survives deadlines and cancellations.
-  private inFrame = false;
+  private get inFrame(): boolean { return (this.bits & IN_FRAME) !== 0; }
+  private set inFrame(v: boolean) { this.setBit(IN_FRAME, v); }
   /** The current data frame's payload length, bytes of it taken, and FIN bit. */
   private frameLen = 0;
   private frameGot = 0;
-  private frameFin = false;
+  private get frameFin(): boolean { return (this.bits & FRAME_FIN) !== 0; }
+  private set frameFin(v: boolean) { this.setBit(FRAME_FIN, v); }
   /** The current frame's masking key, as its 4 bytes read little-endian (a small integer, no buffer per connection). */
   private key = 0;
   private msgOp = 0;
@@ -139,17 +150,56 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
    * one-frame binary message is unmasked while its parts are joined, one pass
    * over its bytes where unmasking each part in place and then joining takes two.
    */
-  private partsMasked = false;
+  private get partsMasked(): boolean { return (this.bits & PARTS_MASKED) !== 0; }
+  private set partsMasked(v: boolean) { this.setBit(PARTS_MASKED, v); }
   private utf8: Utf8Validator | null = null; // made for the first text message
 
   /** Messages parsed ahead while only a ping waited (made on first use). */
   protected inbox: WsMessage[] | null = null;
   protected inboxBytes = 0;
-  private readonly inboxLimit: number;
-  protected readonly recvWaiters = new Fifo<RecvWait>();
-  protected discarding = false;
+  private get inboxLimit(): number { return Math.max(this.maxMessageSize, INBOX_MIN); }
+  /**
+   * The oldest waiting receive, and the later ones (a queue made while a
+   * second one waits): a parked connection holds no queue object.
+   */
+  private w1: RecvWait | null = null;
+  private get wMore(): Fifo<RecvWait> | null { return this.rare === null ? null : this.rare.wMore; }
+  private set wMore(v: Fifo<RecvWait> | null) { if (v !== null || this.rare !== null) this.rareState().wMore = v; }
+  protected get noWaiter(): boolean { return this.w1 === null; }
+  private shiftWaiter(): RecvWait | null {
+    const w = this.w1;
+    const more = this.wMore;
+    if (more === null) this.w1 = null;
+    else {
+      this.w1 = more.shift() ?? null;
+      if (more.empty) this.wMore = null;
+    }
+    return w;
+  }
+  private pushWaiter(w: RecvWait): void {
+    if (this.w1 === null) this.w1 = w;
+    else (this.wMore ??= new Fifo()).push(w);
+  }
+  private removeWaiter(w: RecvWait): void {
+    if (this.w1 === w) this.shiftWaiter();
+    else if (this.wMore !== null) {
+      this.wMore.remove(w);
+      if (this.wMore.empty) this.wMore = null;
+    }
+  }
+  /** Every waiting receive, oldest first; none is left waiting. */
+  protected drainWaiters(): RecvWait[] {
+    const all = this.wMore?.drain() ?? [];
+    if (this.w1 !== null) all.unshift(this.w1);
+    this.w1 = null;
+    this.wMore = null;
+    return all;
+  }
+  protected get discarding(): boolean { return (this.bits & DISCARDING) !== 0; }
+  protected set discarding(v: boolean) { this.setBit(DISCARDING, v); }
   /** A frame (or EOF) arrived since the keepalive last looked. */
-  protected heard = false;
+  protected get heard(): boolean { return (this.bits & HEARD) !== 0; }
+  protected set heard(v: boolean) { this.setBit(HEARD, v); }
   /**
    * The receive path's rare states (see Rare), made on first use: an idle
    * connection pays one field for all of them. Accessors keep the code
@@ -177,7 +227,6 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
   constructor(s: ByteStream, client: boolean, maxMessageSize: number) {
     super(s, client);
     this.maxMessageSize = maxMessageSize;
-    this.inboxLimit = Math.max(maxMessageSize, INBOX_MIN);
   }
 
   /** A control frame arrived (payload unmasked, a copy). */
@@ -263,7 +312,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
         if (op !== OP_CONT && !this.discarding) this.startMessage();
         if (this.stream === null && !this.skipping && this.partsLen + h.length > this.maxMessageSize) {
           // Without a receive to report it to, wait: a wsRecvStream may yet take the message whole.
-          if (hold && this.recvWaiters.empty) { this.msgOp = op === OP_CONT ? this.msgOp : 0; return null; }
+          if (hold && this.noWaiter) { this.msgOp = op === OP_CONT ? this.msgOp : 0; return null; }
           throw new ProtocolError(CLOSE_TOO_BIG, `a message of more than ${this.maxMessageSize} bytes`);
         }
         s.skip(hl);
@@ -414,7 +463,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
    * are kept up to the bound, so a peer cannot make us queue without limit.
    */
   private wanted(): boolean {
-    return !this.recvWaiters.empty || this.inboxBytes < this.inboxLimit;
+    return !this.noWaiter || this.inboxBytes < this.inboxLimit;
   }
 
   /** The stream's data, end or error event. */
@@ -436,7 +485,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
     try {
       while (this.failure === null && !this.destroyed && this.peerClose === null && !(this.deferred instanceof ProtocolError) && this.wanted()) {
         let m: WsMessage | null;
-        if (this.recvWaiters.empty) {
+        if (this.noWaiter) {
           try {
             m = this.step(!this.discarding && this.closeState !== CLOSE_DUE);
           } catch (e) {
@@ -507,16 +556,16 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
   }
 
   private deliver(m: WsMessage): void {
-    const w = this.recvWaiters.shift();
-    if (w !== undefined) w.message(m);
+    const w = this.shiftWaiter();
+    if (w !== null) w.message(m);
     else { (this.inbox ??= []).push(m); this.inboxBytes += m.data.length; }
   }
 
   /** A data message begins: a wsRecvStream waiting first gets it as a stream. */
   private startMessage(): void {
-    const w = this.recvWaiters.first;
-    if (w === undefined || w.it !== AS_STREAM) return;
-    this.recvWaiters.shift();
+    const w = this.w1;
+    if (w === null || w.it !== AS_STREAM) return;
+    this.shiftWaiter();
     this.stream = new WsStream(this.msgOp === OP_TEXT ? WS_TEXT : WS_BINARY, this);
     if (this.compressed) {
       // Inflated piece by piece; its text is checked as it comes out.
@@ -601,7 +650,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
       checkCancelled(syscall, opts);
       // A stream not read to its end: the next receive gets the message after it.
       if (this.stream !== null) this.failStream(new DillError("ECANCELED", "wsRecvStream", "a later receive skipped the rest of this message"));
-      if (this.recvWaiters.empty) {
+      if (this.noWaiter) {
         const queued = this.inbox?.shift();
         if (queued !== undefined) {
           this.inboxBytes -= queued.data.length;
@@ -625,7 +674,7 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
       }
       const d = this.deferred;
       if (d instanceof ProtocolError) {
-        if (this.recvWaiters.empty && this.inbox === null) throw this.failViolated(d, syscall);
+        if (this.noWaiter && this.inbox === null) throw this.failViolated(d, syscall);
       } else if (d !== null) {
         this.deferred = null;
         throw new DillError(d.code, syscall, d.detail);
@@ -642,14 +691,14 @@ export abstract class WsReceiver extends WsSender implements Readable, StreamSou
 
   /** @internal */
   queueRecv(w: RecvWait): void {
-    this.recvWaiters.push(w);
+    this.pushWaiter(w);
     this.listen();
     // A message may wait unparsed (paused at a bound): a stream takes it from its start.
-    if (w.it === AS_STREAM && this.recvWaiters.first === w) this.drive();
+    if (w.it === AS_STREAM && this.w1 === w) this.drive();
   }
 
   /** @internal */
   dropRecv(w: RecvWait): void {
-    this.recvWaiters.remove(w);
+    this.removeWaiter(w);
   }
 }

@@ -100,9 +100,22 @@ export class SharedFrame {
  * read (the close frames seen and sent, a failure); the receive path and the
  * connection build on it.
  */
+/**
+ * The connection's booleans, as bits of one number (WsSender.bits): a parked
+ * connection pays one field for all of them. The receive path's start at
+ * RECV_BITS.
+ */
+const CLIENT = 1;
+const SENT_CLOSE = 2;
+const DESTROYED = 4;
+/** @internal The first bit the receive path (receiver.ts) may use. */
+export const RECV_BITS = 8;
+
 export abstract class WsSender {
   readonly s: ByteStream;
-  readonly client: boolean;
+  /** @internal See CLIENT and RECV_BITS. */
+  protected bits: number;
+  get client(): boolean { return (this.bits & CLIENT) !== 0; }
 
   /** Pooled frames handed to the socket and not yet written, oldest first. */
   private inflight: Buffer[] | null = null;
@@ -114,15 +127,20 @@ export abstract class WsSender {
   get compression(): DeflateParams | null { return this.z === null ? null : this.z.params; }
 
   peerClose: { status: number; reason: string } | null = null;
-  sentClose = false;
+  get sentClose(): boolean { return (this.bits & SENT_CLOSE) !== 0; }
+  set sentClose(v: boolean) { this.setBit(SENT_CLOSE, v); }
   /** Set once the connection has failed; every later call gets ECONNRESET. */
   failure: DillError | null = null;
-  destroyed = false;
+  get destroyed(): boolean { return (this.bits & DESTROYED) !== 0; }
+  set destroyed(v: boolean) { this.setBit(DESTROYED, v); }
 
   constructor(s: ByteStream, client: boolean) {
     this.s = s;
-    this.client = client;
+    this.bits = client ? CLIENT : 0;
   }
+
+  /** @internal Sets or clears one of the bits. */
+  protected setBit(bit: number, v: boolean): void { this.bits = v ? this.bits | bit : this.bits & ~bit; }
 
   /** The stream ended or broke without a close frame: fails the connection (see WsConn). */
   protected abstract broken(e: unknown, syscall: string): DillError;
