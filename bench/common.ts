@@ -27,6 +27,13 @@ export interface Params {
   /** Fanout, dillws only: one wsBroadcast per message instead of a wsSend per client. */
   broadcast?: boolean;
   /**
+   * Download and upload, dillws only: the sender hands each payload over
+   * (wsSend's `transfer`), so it is written without a copy. A server sends
+   * the same buffer again (it only reads it); a client, which masks in
+   * place, hands over a fresh buffer for every message.
+   */
+  transfer?: boolean;
+  /**
    * permessage-deflate on both sides with the same parameters: dillws's
    * `compression: true` and ws's `perMessageDeflate` with its defaults
    * (context takeover both ways, windows of 15 bits, zlib level 6 and

@@ -23,7 +23,8 @@ async function serve(scn: Scenario, p: Params, ws: WsHandle): Promise<void> {
     else if (scn === "upload") { if (++got === p.count) await wsSend(ws, WS_TEXT, "done", now() + DL); }
     else if (scn === "download") {
       const pool = payloads(p);
-      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, pool[i % pool.length]!, now() + DL);
+      const opts = p.transfer === true ? { transfer: true } : undefined;
+      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, pool[i % pool.length]!, now() + DL, opts);
     }
   }
 }
@@ -134,7 +135,11 @@ export const impl: Impl = {
       hclose(ws);
       return { value: p.count / seconds(t0), unit: "round trips/s" };
     }
-    if (scn === "upload") {
+    if (scn === "upload" && p.transfer === true) {
+      // Each message's buffer is handed over (and masked in place): a fresh one each time.
+      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, Buffer.allocUnsafe(p.size), now() + DL, { transfer: true });
+      await wsRecv(ws, now() + DL);
+    } else if (scn === "upload") {
       for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, pool[i % pool.length]!, now() + DL);
       await wsRecv(ws, now() + DL);
     } else {

@@ -32,14 +32,33 @@ export class Link {
  * armed for the earliest deadline, serves them all (a timer per call costs
  * more than the call). Links that were not aborted go back to a pool.
  */
-export interface Entry { dl: number; link: Link; live: boolean; syscall: string }
+export interface Entry {
+  dl: number;
+  link: Link;
+  live: boolean;
+  syscall: string;
+  /** What else the wait must undo when it ends (wait.ts: the relay of the caller's signal). */
+  relay: { detach(): void } | null;
+}
 
-const heap: Entry[] = [];
+/**
+ * A binary min-heap on dl in heap[0, size). The array never shrinks: freed
+ * slots are cleared to null instead, so a wait that comes and goes does not
+ * make V8 drop and regrow its backing store (152 bytes) each time.
+ */
+const heap: Array<Entry | null> = [];
+let size = 0;
 let live = 0;
 let timer: NodeJS.Timeout | null = null;
 let timerAt = Infinity;
 const pool: Link[] = [];
 const POOL_MAX = 64;
+/**
+ * Entries their waits are done with and the heap no longer holds: reused,
+ * so that a call that waits under a deadline, one at a time, allocates
+ * nothing here.
+ */
+const spare: Entry[] = [];
 
 function up(i: number): void {
   const e = heap[i]!;
@@ -53,7 +72,7 @@ function up(i: number): void {
 }
 
 function down(i: number): void {
-  const n = heap.length;
+  const n = size;
   const e = heap[i]!;
   for (;;) {
     let c = 2 * i + 1;
@@ -68,8 +87,9 @@ function down(i: number): void {
 
 function pop(): Entry {
   const top = heap[0]!;
-  const last = heap.pop()!;
-  if (heap.length > 0) { heap[0] = last; down(0); }
+  const last = heap[--size]!;
+  heap[size] = null;
+  if (size > 0) { heap[0] = last; down(0); }
   return top;
 }
 
@@ -79,7 +99,7 @@ function fire(): void {
   timer = null;
   timerAt = Infinity;
   const t = now();
-  while (heap.length > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
+  while (size > 0 && (!heap[0]!.live || heap[0]!.dl <= t)) {
     const e = pop();
     if (e.live) { e.live = false; live--; e.link.ctrl.abort(eventError("ETIMEDOUT", e.syscall)); }
   }
@@ -88,11 +108,12 @@ function fire(): void {
 
 /** Keeps the one timer set for the earliest live deadline (none when nothing waits). */
 function arm(): void {
-  while (heap.length > 0 && !heap[0]!.live) pop();
+  while (size > 0 && !heap[0]!.live) pop();
   if (live === 0) {
     // Nothing waits: the timer stays set but no longer holds the process
     // open, and the next call (usually with a later deadline) reuses it.
-    heap.length = 0;
+    heap.fill(null, 0, size);
+    size = 0;
     if (timer !== null) timer.unref();
     return;
   }
@@ -116,25 +137,31 @@ function giveLink(l: Link): void {
 
 export function addDeadline(dl: number, syscall: string): Entry {
   const link = takeLink();
-  const e: Entry = { dl, link, live: true, syscall };
-  heap.push(e);
-  up(heap.length - 1);
+  let e = spare.pop();
+  if (e === undefined) e = { dl, link, live: true, syscall, relay: null };
+  else { e.dl = dl; e.link = link; e.live = true; e.syscall = syscall; e.relay = null; }
+  heap[size] = e;
+  up(size++);
   live++;
   if (dl < timerAt || live === 1) arm();
   return e;
 }
 
+/** The wait that held e is over (called once per entry); e may be reused after this. */
 export function dropDeadline(e: Entry): void {
   if (e.live) {
     e.live = false;
     live--;
     giveLink(e.link);
   }
-  if (live === 0) arm();
-  else if (heap.length > 2 * live + 1024) {
+  if (live === 0) {
+    arm(); // empties the heap: nothing refers to e any more
+    if (spare.length < POOL_MAX) spare.push(e);
+  } else if (size > 2 * live + 1024) {
     // Calls mostly finish long before their deadlines: drop the dead entries.
-    const keep = heap.filter((x) => x.live);
+    const keep = heap.slice(0, size).filter((x) => x!.live);
     heap.length = 0;
-    for (const x of keep) { heap.push(x); up(heap.length - 1); }
+    size = 0;
+    for (const x of keep) { heap[size] = x; up(size++); }
   }
 }

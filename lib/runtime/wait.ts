@@ -97,23 +97,6 @@ class Relay {
 }
 
 /**
- * What one wait under a deadline holds (and the caller's signal, relayed);
- * released by the wait's settled(), which runs exactly once.
- */
-class Linked {
-  readonly entry: Entry;
-  readonly relay: Relay | undefined;
-  constructor(syscall: string, dl: number, user: AbortSignal | undefined) {
-    this.entry = addDeadline(dl, syscall);
-    this.relay = user !== undefined ? new Relay(user, this.entry.link.ctrl, syscall) : undefined;
-  }
-  release(): void {
-    this.relay?.detach();
-    dropDeadline(this.entry);
-  }
-}
-
-/**
  * One waiting call as an object: the queue it waits in holds it, and it
  * settles through ok() and fail(). A subclass says how it queues (start)
  * and unqueues (stop); wait() adds the deadline and the cancellations. A
@@ -131,7 +114,8 @@ export abstract class Wait<T> {
   sNext: Wait<unknown> | null = null;
   private res: ((v: T) => void) | null = null;
   private rej: ((e: unknown) => void) | null = null;
-  private linked: Linked | null = null;
+  /** Its deadline (and the relay of the caller's signal), if it waits under one. */
+  private entry: Entry | null = null;
   constructor(syscall: string) { this.syscall = syscall; }
   /** Queues the wait; it may settle at once. */
   protected abstract start(): void;
@@ -153,14 +137,19 @@ export abstract class Wait<T> {
   private settled(): void {
     this.res = null;
     this.rej = null;
-    this.linked?.release();
+    const e = this.entry;
+    if (e !== null) {
+      this.entry = null;
+      e.relay?.detach();
+      dropDeadline(e);
+    }
     if (this.scope !== null) this.scope.remove(this as Wait<unknown>);
   }
   /** @internal Called by wait() through the shared executors below. */
-  begin(res: (v: T) => void, rej: (e: unknown) => void, linked: Linked | null): void {
+  begin(res: (v: T) => void, rej: (e: unknown) => void, entry: Entry | null): void {
     this.res = res;
     this.rej = rej;
-    this.linked = linked;
+    this.entry = entry;
     // A start that throws fails the call like any error, and lets go of its
     // deadline and scope (the Promise constructor alone would keep them).
     try { this.start(); } catch (e) { this.fail(e); }
@@ -177,7 +166,7 @@ export abstract class Wait<T> {
 // executor synchronously, so one shared executor picks it up here instead
 // of a closure per call.
 let starting: Wait<unknown> | null = null;
-let startLinked: Linked | null = null;
+let startEntry: Entry | null = null;
 
 function plainExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
   const w = starting!;
@@ -197,11 +186,11 @@ function signalExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): (
 // set to the wait before it starts (it may settle at once, which clears it).
 function linkedExecutor(res: (v: unknown) => void, rej: (e: unknown) => void): void {
   const w = starting!;
-  const linked = startLinked!;
+  const entry = startEntry!;
   starting = null;
-  startLinked = null;
-  linked.entry.link.target = w;
-  w.begin(res, rej, linked);
+  startEntry = null;
+  entry.link.target = w;
+  w.begin(res, rej, entry);
 }
 
 /**
@@ -244,7 +233,8 @@ export function wait<T>(w: Wait<T>, dl: number, opts: CallOptions | undefined): 
     // rejection with the bare abort reason then comes too late to count.
     return execute<T>(user, signalExecutor as Executor<T>);
   }
-  startLinked = new Linked(syscall, dl, user);
+  const entry = startEntry = addDeadline(dl, syscall);
+  if (user !== undefined) entry.relay = new Relay(user, entry.link.ctrl, syscall);
   return new Promise<T>(linkedExecutor as (res: (v: T) => void, rej: (e: unknown) => void) => void);
 }
 

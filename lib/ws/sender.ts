@@ -41,8 +41,12 @@ function chunkOf(v: unknown, syscall: string): Buffer {
 export const FIN = 0x80;
 export const RSV1 = 0x40;
 
-/** The options of a message send: `compress: false` sends it uncompressed even with permessage-deflate on. */
-export interface SendOptions extends CallOptions { compress?: boolean }
+/**
+ * The options of a message send: `compress: false` sends it uncompressed
+ * even with permessage-deflate on; `transfer: true` hands the payload's
+ * bytes over instead of copying them (see commit).
+ */
+export interface SendOptions extends CallOptions { compress?: boolean; transfer?: boolean }
 
 /** A payload as one Buffer (compression takes the whole message). */
 function bytesOf(data: Payload): Buffer {
@@ -176,6 +180,28 @@ export abstract class WsSender {
     return out;
   }
 
+  /**
+   * A frame whose payload is the caller's own bytes, handed over: the header
+   * as a buffer of its own, then the payload itself, which a client masks in
+   * place. Written corked, so header and payload leave in one writev.
+   */
+  private frameOver(op: number, data: Buffer | readonly Uint8Array[], head: number): readonly Uint8Array[] {
+    const client = this.client;
+    const len = unitSize(data);
+    const hl = encodedHeaderLength(len, client);
+    const h = Buffer.allocUnsafe(hl);
+    const fin = (head & FIN) !== 0;
+    const rsv = (head >> 4) & 7;
+    if (client) { drawMask(h, hl - 4); encodeHeader(h, 0, fin, op, len, h, hl - 4, rsv); }
+    else encodeHeader(h, 0, fin, op, len, null, 0, rsv);
+    const parts = Buffer.isBuffer(data) ? [data] : (data as readonly Uint8Array[]);
+    if (client) {
+      let p = 0;
+      for (const c of parts) { applyMask(c, 0, c.length, h, hl - 4, p); p += c.length; }
+    }
+    return [h, ...parts];
+  }
+
   /** Writes a control frame at once (frames are written whole, so this never splits another). */
   protected writeNow(op: number, p: Buffer): void {
     if (this.s.ended || this.s.destroyed) return;
@@ -209,7 +235,7 @@ export abstract class WsSender {
         }
       }
       if (!this.s.canWrite(n)) return this.sendSlow(syscall, op, data, n, dl, opts, closing);
-      this.commit(syscall, op, data, closing);
+      this.commit(syscall, op, data, closing, FIN, opts?.transfer === true);
       return RESOLVED;
     } catch (e) {
       return Promise.reject(e);
@@ -218,7 +244,7 @@ export abstract class WsSender {
 
   /** Waits for room (nothing is built or written if that fails), then writes. */
   private async sendSlow(syscall: string, op: number, data: Payload | SharedFrame, n: number, dl: number,
-                         opts: CallOptions | undefined, closing: boolean): Promise<void> {
+                         opts: SendOptions | undefined, closing: boolean): Promise<void> {
     try {
       await this.s.room(n, syscall, dl, opts);
     } catch (err) {
@@ -228,7 +254,7 @@ export abstract class WsSender {
     const e = this.stateError(syscall, true);
     if (e !== null) throw e;
     if (data instanceof SharedFrame) this.commitShared(syscall, data);
-    else this.commit(syscall, op, data, closing);
+    else this.commit(syscall, op, data, closing, FIN, opts?.transfer === true);
   }
 
   /**
@@ -253,7 +279,7 @@ export abstract class WsSender {
 
   /** With the write lock held: waits for room for a frame, then writes it. */
   private async writeHeld(syscall: string, op: number, payload: Buffer, head: number, dl: number,
-                          opts: CallOptions | undefined): Promise<void> {
+                          opts: CallOptions | undefined, transfer = false): Promise<void> {
     try {
       await this.s.roomHeld(payload.length, syscall, dl, opts);
     } catch (err) {
@@ -261,13 +287,26 @@ export abstract class WsSender {
     }
     const e = this.stateError(syscall, true);
     if (e !== null) throw e;
-    this.commit(syscall, op, payload, false, head);
+    this.commit(syscall, op, payload, false, head, transfer);
   }
 
-  /** Builds the frame and hands it to the socket; a pooled buffer goes back once written. */
-  protected commit(syscall: string, op: number, data: Payload, closing: boolean, head = FIN): void {
+  /**
+   * Builds the frame and hands it to the socket; a pooled buffer goes back
+   * once written. With `transfer` the caller has handed its bytes over: a
+   * payload of POOLED_MIN bytes or more is written as it is (a client's
+   * masked in place) instead of being copied into the frame; a smaller one
+   * is cheaper copied, as always. A client copies a list of chunks (wsSendl)
+   * too: the same bytes may come twice in one list, and masking them in
+   * place twice would corrupt the message.
+   */
+  protected commit(syscall: string, op: number, data: Payload, closing: boolean, head = FIN, transfer = false): void {
     const we = this.s.writeError(syscall);
     if (we !== null) throw this.sockFailed(we, syscall);
+    if (transfer && typeof data !== "string" && unitSize(data) >= POOLED_MIN && (Buffer.isBuffer(data) || !this.client)) {
+      if (closing) this.sentClose = true;
+      this.s.writeNow(this.frameOver(op, data, head));
+      return;
+    }
     const f = this.frame(op, data, head);
     if (closing) this.sentClose = true;
     if (f.length < POOLED_MIN) { this.s.writeNow(f); return; }
@@ -312,7 +351,8 @@ export abstract class WsSender {
         const last = next.done === true;
         if (last && utf8 !== null && !utf8.complete) throw new DillError("EINVAL", syscall, "a text message ends inside a UTF-8 sequence");
         const payload = ds === null ? chunk : cur.done === true ? ds.end() : ds.pushSync(chunk, last);
-        await this.writeHeld(syscall, sent ? OP_CONT : op, payload, (last ? FIN : 0) | (ds !== null && !sent ? RSV1 : 0), dl, opts);
+        await this.writeHeld(syscall, sent ? OP_CONT : op, payload, (last ? FIN : 0) | (ds !== null && !sent ? RSV1 : 0), dl, opts,
+          ds === null && opts?.transfer === true && payload !== EMPTY);
         sent = true;
         if (last) { ds?.commit(); return; }
         cur = next;

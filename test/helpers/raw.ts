@@ -23,7 +23,7 @@ export function rawFrame(opcode: number, payload: Uint8Array | string, o: { fin?
   return Buffer.concat(parts);
 }
 
-export interface RawFrame { fin: boolean; opcode: number; payload: Buffer; masked: boolean; rsv: number }
+export interface RawFrame { fin: boolean; opcode: number; payload: Buffer; masked: boolean; rsv: number; key: Buffer | null }
 
 /** Collects bytes from a socket and parses frames out of them. */
 export class RawPeer {
@@ -67,7 +67,7 @@ export class RawPeer {
     const payload = Buffer.from(b.subarray(p, p + len));
     if (k) for (let i = 0; i < len; i++) payload[i] = payload[i]! ^ k[i % 4]!;
     this.buf = b.subarray(p + len);
-    return { fin: (b[0]! & 0x80) !== 0, opcode: b[0]! & 0x0f, payload, masked, rsv: (b[0]! >> 4) & 7 };
+    return { fin: (b[0]! & 0x80) !== 0, opcode: b[0]! & 0x0f, payload, masked, rsv: (b[0]! >> 4) & 7, key: k === null ? null : Buffer.from(k) };
   }
   async frame(ms = 5000): Promise<RawFrame> {
     let f: RawFrame | null = null;

@@ -155,6 +155,51 @@ describe("msleep deadlines", () => {
     expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 
+  it("deadline entries reused after one wait ends never fire for the next: mixed expiries, settles and cancels", async () => {
+    // Waits come and go one at a time (alone, each entry is reused by the
+    // next), then the same beside a long wait (entries stay in the heap,
+    // dead): each settles exactly as its own deadline, value or signal says.
+    const before = timers();
+    const outcomes: string[] = [];
+    const expected: string[] = [];
+    const rounds = async (): Promise<void> => {
+      for (let round = 0; round < 30; round++) {
+        const kind = round % 3;
+        if (kind === 0) {
+          // Expires: never before its deadline.
+          const dl = now() + 5;
+          const r = await block<string>("t", dl, undefined, () => () => undefined).catch((e: DillError) => `${e.code}`);
+          outcomes.push(now() >= dl ? r : "early");
+          expected.push("ETIMEDOUT");
+        } else if (kind === 1) {
+          // Settles first: its entry must not time it (or a later wait) out.
+          const r = await block<string>("t", now() + 20, undefined, (resolve) => { setImmediate(resolve, "ok"); return () => undefined; });
+          outcomes.push(r);
+          expected.push("ok");
+        } else {
+          const c = new AbortController();
+          const p = block<string>("t", now() + 20, { signal: c.signal }, () => () => undefined).catch((e: DillError) => `${e.code}`);
+          c.abort();
+          outcomes.push(await p);
+          expected.push("ECANCELED");
+        }
+        // A wait that settles at once, right after: takes the entry just given back.
+        outcomes.push(await block<string>("t", now() + 20, undefined, (resolve) => { resolve("now"); return () => undefined; }));
+        expected.push("now");
+      }
+    };
+    await rounds();
+    const ac = new AbortController();
+    const long = block<string>("long", now() + 60_000, { signal: ac.signal }, () => () => undefined);
+    await rounds();
+    ac.abort();
+    await rejects(long, "ECANCELED", "long");
+    // A dead entry that fired late would have shown as an early or wrong outcome.
+    await msleep(now() + 40);
+    expect(outcomes).toEqual(expected);
+    expect(timers()).toBeLessThanOrEqual(Math.max(before, 1));
+  });
+
   it("is cancelled inside a coroutine when the coroutine is closed, without a signal", async () => {
     let err: unknown = null;
     let finished = false;

@@ -25,10 +25,36 @@ const scratchView = new DataView(scratch.buffer);
 const scratch32 = new Uint32Array(scratch.buffer);
 
 /**
+ * Below this many bytes xorJs goes byte by byte: its word loop needs a
+ * Uint32Array view of the data, an allocation that costs more than it saves
+ * (measured on Node 24: 7 ns against 39 at 8 bytes, 31 against 47 at 64,
+ * even at 125).
+ */
+const WORDS_MIN = 128;
+
+/** xorJs for short ranges: four key bytes, four data bytes per turn, no allocation. */
+function xorBytes(data: Uint8Array, start: number, end: number, key: number, phase: number): void {
+  const r = rotated(key, phase);
+  const k0 = r & 0xff, k1 = (r >>> 8) & 0xff, k2 = (r >>> 16) & 0xff, k3 = r >>> 24;
+  let i = start;
+  const end4 = start + ((end - start) & ~3);
+  for (; i < end4; i += 4) {
+    data[i] = data[i]! ^ k0;
+    data[i + 1] = data[i + 1]! ^ k1;
+    data[i + 2] = data[i + 2]! ^ k2;
+    data[i + 3] = data[i + 3]! ^ k3;
+  }
+  if (i < end) { data[i] = data[i]! ^ k0; i++; }
+  if (i < end) { data[i] = data[i]! ^ k1; i++; }
+  if (i < end) data[i] = data[i]! ^ k2;
+}
+
+/**
  * XORs data[start, end) in place with the key from payload offset `phase`,
  * a 32-bit word at a time over the aligned middle.
  */
 function xorJs(data: Uint8Array, start: number, end: number, key: number, phase: number): void {
+  if (end - start < WORDS_MIN) { xorBytes(data, start, end, key, phase); return; }
   let i = start;
   let p = phase & 3;
   // Head: bytes until the address is 4-aligned.

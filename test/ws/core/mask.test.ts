@@ -43,13 +43,14 @@ describe("applyMask", () => {
     expect(Buffer.from(data).toString("latin1")).toBe("Hello");
   });
 
-  it("equals the byte loop for every length 0..70, all 4 phases, all byte offsets 0..7, in place", () => {
-    // One backing store; views at every alignment so the aligned-word path meets every head/tail split.
-    const backing = new ArrayBuffer(128);
-    const ref = new Uint8Array(128);
+  it("equals the byte loop for every length 0..140, all 4 phases, all byte offsets 0..7, in place", () => {
+    // One backing store; views at every alignment so the aligned-word path meets every head/tail split,
+    // and lengths on both sides of the switch from bytes to words (128).
+    const backing = new ArrayBuffer(176);
+    const ref = new Uint8Array(176);
     let seed = 1;
     for (const key of KEYS) {
-      for (let len = 0; len <= 70; len++) {
+      for (let len = 0; len <= 140; len++) {
         for (let phase = 0; phase < 4; phase++) {
           for (let byteOffset = 0; byteOffset < 8; byteOffset++) {
             const view = new Uint8Array(backing, byteOffset, len + 16);
