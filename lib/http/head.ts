@@ -2,11 +2,11 @@
  * HTTP/1.1 message heads (request or status line plus header fields), parsed
  * from bytes with explicit limits. Pure: no I/O.
  */
-import { STATUS_CODES } from "node:http"; // the reason-phrase table only
+import { nodeHttp } from "../runtime/builtin";
 
-/** The standard reason phrase of an HTTP status ("Error" for an unknown one). */
+/** The standard reason phrase of an HTTP status ("Error" for an unknown one): node:http's table, loaded when first needed. */
 export function reasonPhrase(status: number): string {
-  return STATUS_CODES[status] ?? "Error";
+  return nodeHttp().STATUS_CODES[status] ?? "Error";
 }
 
 export interface HeadLimits {

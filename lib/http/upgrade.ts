@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import { TLSSocket } from "node:tls";
+import { nodeTls } from "../runtime/builtin";
 import { ByteStream } from "../net/stream";
 import { parseHead, type Head, type HeadLimits } from "./head";
 
@@ -43,7 +43,8 @@ export function upgradeHead(req: UpgradeRequest, lim: HeadLimits): Head {
  * has no remote port.
  */
 export function socketKind(sock: Socket): "tcp" | "ipc" | "tls" {
-  if (sock instanceof TLSSocket) return "tls";
+  // Only a socket that says it is encrypted can be a TLSSocket: node:tls is loaded for those alone.
+  if ((sock as { encrypted?: unknown }).encrypted === true && sock instanceof nodeTls().TLSSocket) return "tls";
   return typeof sock.remotePort === "number" ? "tcp" : "ipc";
 }
 

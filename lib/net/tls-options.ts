@@ -1,7 +1,6 @@
 import { X509Certificate } from "node:crypto";
-import {
-  createSecureContext, type ConnectionOptions, type SecureContext, type SecureContextOptions, type TlsOptions,
-} from "node:tls";
+import type { ConnectionOptions, SecureContext, SecureContextOptions, TlsOptions } from "node:tls";
+import { nodeTls } from "../runtime/builtin";
 import { DillError } from "../runtime/errors";
 import type { CallOptions } from "../runtime/wait";
 
@@ -108,7 +107,7 @@ export function contextFor(o: TlsClientOptions | TlsServerOptions, syscall: stri
   checkCa(o.ca, syscall);
   let ctx: SecureContext;
   try {
-    ctx = createSecureContext(o);
+    ctx = nodeTls().createSecureContext(o);
   } catch (e) {
     throw new DillError("EINVAL", syscall, `a certificate, key or CA does not load: ${(e as Error).message}`, { cause: e });
   }

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
-import { connect, TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { nodeTls } from "../runtime/builtin";
 import { DillError } from "../runtime/errors";
 import { lookup, register, unregister, type ByteHandle, type HandleObject, type TlsHandle } from "../runtime/handles";
 import { block, checkCancelled, type CallOptions } from "../runtime/wait";
@@ -144,7 +145,7 @@ export async function tlsAttachClient<B extends ByteHandle>(s: B, dl: number, op
     let sock: TLSSocket;
     try {
       // tls.connect spreads its defaults under these: an undefined one would replace them.
-      sock = connect(defined({
+      sock = nodeTls().connect(defined({
         socket: pipe, secureContext: ctx, servername: sni, host: ip ? o.servername : undefined,
         rejectUnauthorized: o.rejectUnauthorized !== false, ALPNProtocols: o.ALPNProtocols,
         checkServerIdentity: o.checkServerIdentity, session: o.session, minDHSize: o.minDHSize,
@@ -186,7 +187,7 @@ export async function tlsAttachServer<B extends ByteHandle>(s: B, dl: number, op
     const pipe = new RecordPipe(lower);
     let sock: TLSSocket;
     try {
-      sock = new TLSSocket(pipe, {
+      sock = new (nodeTls().TLSSocket)(pipe, {
         isServer: true, secureContext: ctx, requestCert: o.requestCert === true, rejectUnauthorized: reject,
         ALPNProtocols: o.ALPNProtocols, ALPNCallback: o.ALPNCallback, SNICallback: o.SNICallback,
       });

@@ -5,7 +5,8 @@
  * hands it back only once the message is over, so an abandoned stream
  * leaves the connection's context as it was.
  */
-import * as zlib from "node:zlib";
+import type * as zlib from "node:zlib";
+import { nodeZlib } from "../runtime/builtin";
 import { CLOSE_PROTOCOL, ProtocolError } from "./core/errors";
 import type { PerMessageDeflate } from "./deflate";
 import type { Window } from "./deflate-window";
@@ -43,7 +44,7 @@ export class DeflateStream {
 
   pushSync(chunk: Uint8Array, last: boolean): Buffer {
     this.check();
-    const out = zlib.deflateRawSync(chunk, this.e.deflateOptions(this.win, chunk.length));
+    const out = nodeZlib().deflateRawSync(chunk, this.e.deflateOptions(this.win, chunk.length));
     return this.advance(chunk, out, last);
   }
 
@@ -52,7 +53,7 @@ export class DeflateStream {
     try { this.check(); } catch (err) { return Promise.reject(err); }
     const opts = this.e.deflateOptions(this.win, chunk.length);
     return this.e.runLimited(() => new Promise<Buffer>((resolve, reject) => {
-      zlib.deflateRaw(chunk, opts, (err, out) => {
+      nodeZlib().deflateRaw(chunk, opts, (err, out) => {
         if (err !== null) reject(err); else resolve(out);
       });
     }), signal).then((out) => this.advance(chunk, out, last));
@@ -164,7 +165,7 @@ export class InflateStream {
   }
 
   private open(): zlib.InflateRaw {
-    const z = zlib.createInflateRaw({ windowBits: this.e.role.peerBits, flush: Z_SYNC_FLUSH, dictionary: this.win.view() });
+    const z = nodeZlib().createInflateRaw({ windowBits: this.e.role.peerBits, flush: Z_SYNC_FLUSH, dictionary: this.win.view() });
     z.on("readable", () => { if (z === this.z) this.wake(); });
     z.on("error", (err) => {
       if (z !== this.z) return;

@@ -1,8 +1,8 @@
 /** Helpers of the permessage-deflate engine (deflate.ts) and its streams (deflate-stream.ts). */
-import * as zlib from "node:zlib";
 import { CLOSE_PROTOCOL, CLOSE_TOO_BIG, ProtocolError } from "./core/errors";
 
-export const { Z_SYNC_FLUSH } = zlib.constants;
+/** zlib.h's Z_SYNC_FLUSH (node:zlib's constants hold the same; a test checks), so that importing this loads no zlib. */
+export const Z_SYNC_FLUSH = 2;
 
 /** What a sync flush ends with, and what RFC 7692 7.2.1 removes from a message's end (7.2.2 puts it back). */
 export const TAIL: Buffer = Buffer.from([0x00, 0x00, 0xff, 0xff]);

@@ -23,7 +23,8 @@
  * order: deflate then commit (or drop) before the next deflate; inflate
  * returns (or its promise settles) before the next inflate.
  */
-import * as zlib from "node:zlib";
+import type * as zlib from "node:zlib";
+import { nodeZlib } from "../runtime/builtin";
 import { kMaxLength } from "node:buffer";
 import { CLOSE_PROTOCOL, ProtocolError } from "./core/errors";
 import { DEFAULT_LEVEL, DEFAULT_THRESHOLD, type DeflateRole } from "./core/deflate-params";
@@ -115,7 +116,7 @@ export class PerMessageDeflate {
   deflateSync(data: Bytes): Buffer {
     this.check();
     const input = single(data);
-    return stripTail(zlib.deflateRawSync(input, this.deflateOptions(this.sendWin, input.length)));
+    return stripTail(nodeZlib().deflateRawSync(input, this.deflateOptions(this.sendWin, input.length)));
   }
 
   /** As deflateSync in the thread pool; an abort while queued or running rejects with its reason (nothing changes). */
@@ -124,7 +125,7 @@ export class PerMessageDeflate {
     const input = single(data);
     // The dictionary is copied into zlib when the call starts: later commits cannot disturb it.
     return this.limiter.run(() => new Promise<Buffer>((resolve, reject) => {
-      zlib.deflateRaw(input, this.deflateOptions(this.sendWin, input.length), (e, out) => {
+      nodeZlib().deflateRaw(input, this.deflateOptions(this.sendWin, input.length), (e, out) => {
         if (e !== null) reject(e); else resolve(stripTail(out));
       });
     }), signal);
@@ -186,7 +187,7 @@ export class PerMessageDeflate {
     for (;;) {
       let r: ZResult;
       try {
-        r = zlib.inflateRawSync(job.rest(), this.inflateOptions(job.dict(), job.room(), job.inLen)) as unknown as ZResult;
+        r = nodeZlib().inflateRawSync(job.rest(), this.inflateOptions(job.dict(), job.room(), job.inLen)) as unknown as ZResult;
       } catch (e) {
         if (isTooLarge(e)) { if (cap < limit) return null; throw tooBig(limit); }
         throw zlibError(e);
@@ -204,7 +205,7 @@ export class PerMessageDeflate {
     const run = (): Promise<Buffer> => new Promise<Buffer>((resolve, reject) => {
       const next = (): void => {
         if (this.closed) { reject(new Error("the connection's deflate engine is closed")); return; }
-        zlib.inflateRaw(job.rest(), this.inflateOptions(job.dict(), job.room(), job.inLen), (e, res) => {
+        nodeZlib().inflateRaw(job.rest(), this.inflateOptions(job.dict(), job.room(), job.inLen), (e, res) => {
           if (e !== null) { reject(isTooLarge(e) ? tooBig(limit) : zlibError(e)); return; }
           let out: Buffer | null;
           try { out = job.step(res as unknown as ZResult); } catch (err) { reject(err); return; }

@@ -487,3 +487,10 @@ describe("memory: windows, not zlib contexts", () => {
     expect(rx.inflateSync(new PerMessageDeflate(role()).deflateSync(Buffer.from("y")), 10).toString()).toBe("y");
   });
 });
+
+describe("zlib constants", () => {
+  it("Z_SYNC_FLUSH, written out so that importing the engine loads no zlib, is node:zlib's", async () => {
+    const { Z_SYNC_FLUSH } = await import("../../lib/ws/deflate-zlib");
+    expect(Z_SYNC_FLUSH).toBe(zlib.constants.Z_SYNC_FLUSH);
+  });
+});
