@@ -75,12 +75,6 @@ const TICK_CORKED = 2;
 interface ReadWaiter { need: number; resolve: (v: undefined) => void; reject: (e: unknown) => void }
 interface DrainWaiter { resolve: (v: undefined) => void; reject: (e: unknown) => void }
 
-/**
- * One reader/writer over a connected Node socket: exact-length reads with
- * deadlines, zero-copy views where a read lies in one chunk, backpressure both
- * ways, and all-or-nothing writes. TCP and IPC handles are this object; a TLS
- * handle is one over its TLSSocket (lib/net/tls.ts).
- */
 /** A stream's locks and waiting calls (ByteStream.sw); each is made or set when first needed. */
 class StreamWaits {
   rl: Lock | null = null;
@@ -90,12 +84,19 @@ class StreamWaits {
   finish: Fifo<() => void> | null = null;
 }
 
+/** ByteStream's booleans, bits of its field `bits`. */
 const EOF = 1;
 const ENDED = 2;
 const DESTROYED = 4;
 const CLOSING = 8;
 const PAUSED = 16;
 
+/**
+ * One reader/writer over a connected Node socket: exact-length reads with
+ * deadlines, zero-copy views where a read lies in one chunk, backpressure both
+ * ways, and all-or-nothing writes. TCP and IPC handles are this object; a TLS
+ * handle is one over its TLSSocket (lib/net/tls.ts).
+ */
 export class ByteStream implements HandleObject {
   readonly kind: "tcp" | "ipc" | "tls";
   readonly sock: Socket;

@@ -24,12 +24,6 @@ interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void; sys
 interface PingWaiter extends Waiter<number> { payload: Buffer; t0: number }
 
 /**
- * One WebSocket session over a byte stream, as a handle: the receive path
- * (receiver.ts) and the send path (sender.ts) joined, with what belongs to
- * the session as a whole: control frames, pings, the close handshake,
- * failure, status and destroy.
- */
-/**
  * What few connections use: the agreed subprotocol, keepalive's state, and
  * the queues of pings and closes (made when first needed). Made on first
  * use, so a parked plain connection pays one field for all of it.
@@ -43,6 +37,12 @@ class ConnRare {
   pingSeq = 0;
 }
 
+/**
+ * One WebSocket session over a byte stream, as a handle: the receive path
+ * (receiver.ts) and the send path (sender.ts) joined, with what belongs to
+ * the session as a whole: control frames, pings, the close handshake,
+ * failure, status and destroy.
+ */
 export class WsConn extends WsReceiver implements HandleObject, Live {
   get kind(): "ws" { return "ws"; }
   /** Default message type of msend/mrecv: WS_TEXT or WS_BINARY. */

@@ -98,13 +98,6 @@ export class SharedFrame {
 }
 
 /**
- * The send path of a WebSocket connection: framing (and masking, for a
- * client), the all-or-nothing send under a deadline, the socket's queue and
- * its backpressure, and the frame pool. It also holds the state both paths
- * read (the close frames seen and sent, a failure); the receive path and the
- * connection build on it.
- */
-/**
  * The connection's booleans, as bits of one number (WsSender.bits): a parked
  * connection pays one field for all of them. The receive path's start at
  * RECV_BITS.
@@ -115,6 +108,13 @@ const DESTROYED = 4;
 /** @internal The first bit the receive path (receiver.ts) may use. */
 export const RECV_BITS = 8;
 
+/**
+ * The send path of a WebSocket connection: framing (and masking, for a
+ * client), the all-or-nothing send under a deadline, the socket's queue and
+ * its backpressure, and the frame pool. It also holds the state both paths
+ * read (the close frames seen and sent, a failure); the receive path and the
+ * connection build on it.
+ */
 export abstract class WsSender {
   readonly s: ByteStream;
   /** @internal See CLIENT and RECV_BITS. */
