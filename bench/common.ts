@@ -27,10 +27,9 @@ export interface Params {
   /** Fanout, dillws only: one wsBroadcast per message instead of a wsSend per client. */
   broadcast?: boolean;
   /**
-   * Download and upload, dillws only: the sender hands each payload over
-   * (wsSend's `transfer`), so it is written without a copy. A server sends
-   * the same buffer again (it only reads it); a client, which masks in
-   * place, hands over a fresh buffer for every message.
+   * Download, dillws only: the server hands each payload over (wsSend's
+   * `transfer`), so it is written without a copy; it sends the same buffer
+   * again, which a server may (it only reads it).
    */
   transfer?: boolean;
   /**

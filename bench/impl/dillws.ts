@@ -135,11 +135,7 @@ export const impl: Impl = {
       hclose(ws);
       return { value: p.count / seconds(t0), unit: "round trips/s" };
     }
-    if (scn === "upload" && p.transfer === true) {
-      // Each message's buffer is handed over (and masked in place): a fresh one each time.
-      for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, Buffer.allocUnsafe(p.size), now() + DL, { transfer: true });
-      await wsRecv(ws, now() + DL);
-    } else if (scn === "upload") {
+    if (scn === "upload") {
       for (let i = 0; i < p.count; i++) await wsSend(ws, WS_BINARY, pool[i % pool.length]!, now() + DL);
       await wsRecv(ws, now() + DL);
     } else {

@@ -1,6 +1,8 @@
 // Debian's Chromium, headless, as every browser interop test launches it:
 // puppeteer-core over a pipe (no debugging port, no browser download), with
 // the flags that keep it off this machine's closed network.
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import puppeteer, { type Browser } from "puppeteer-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -19,4 +21,21 @@ export function launchChromium(userDataDir: string, o: { extraArgs?: string[]; p
       "--disable-background-networking", "--disable-component-update", "--disable-sync", ...(o.extraArgs ?? []),
     ],
   });
+}
+
+/** A page the browser loads: one HTML file served by node:http on loopback at "/"; close() ends the server. */
+export async function servePage(file: URL): Promise<{ origin: string; close: () => Promise<void> }> {
+  const html = await readFile(file);
+  const http = createServer((req, res) => {
+    if (req.url === "/") res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", () => r()));
+  return {
+    origin: `http://127.0.0.1:${(http.address() as { port: number }).port}`,
+    close: async () => {
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
 }

@@ -37,6 +37,12 @@ export async function rejects(p: Promise<unknown>, code: string, syscall?: strin
   return checkError(err, code, syscall);
 }
 
+/** How a call ended: "resolved", or the code of the DillError it rejected with (anything else is rethrown). */
+export async function code(p: Promise<unknown>): Promise<string> {
+  try { await p; } catch (e) { if (e instanceof DillError) return e.code; throw e; }
+  return "resolved";
+}
+
 /** Calls a function that must throw synchronously with the given code. */
 export function throwsSync(fn: () => unknown, code: string, syscall?: string): DillError {
   let err: unknown = null;

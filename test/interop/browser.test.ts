@@ -1,12 +1,11 @@
 // Interop with a real browser: Debian's Chromium, driven by puppeteer-core, whose
 // page (served by node:http) opens a WebSocket to a dillws server.
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
-import { CHROMIUM, launchChromium } from "../helpers/browser";
+import { CHROMIUM, launchChromium, servePage } from "../helpers/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wsDone, wsMessages, wsPing, wsRecv, wsSend, wsStatus } from "../../lib/index";
 import { bounded, code, dillServer, T } from "../helpers/interop";
@@ -36,17 +35,12 @@ describe.skipIf(!HAVE_CHROMIUM)(HAVE_CHROMIUM ? "Chromium WebSocket → dillws s
   let profile = "";
   let browser: Browser | undefined;
   let page: Page;
-  let http: Server | undefined;
+  let site: Awaited<ReturnType<typeof servePage>> | undefined;
   let origin = "";
 
   beforeAll(async () => {
-    const html = await readFile(new URL("./echo-page.html", import.meta.url));
-    http = createServer((req, res) => {
-      if (req.url === "/") res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
-      else res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => http!.listen(0, "127.0.0.1", () => r()));
-    origin = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
+    site = await servePage(new URL("./echo-page.html", import.meta.url));
+    origin = site.origin;
     profile = await mkdtemp(join(tmpdir(), "dillws-chromium-"));
     browser = await launchChromium(profile);
     page = await browser.newPage();
@@ -55,10 +49,7 @@ describe.skipIf(!HAVE_CHROMIUM)(HAVE_CHROMIUM ? "Chromium WebSocket → dillws s
 
   afterAll(async () => {
     await browser?.close().catch(() => browser?.process()?.kill("SIGKILL"));
-    if (http) {
-      http.closeAllConnections();
-      await new Promise<void>((r) => http!.close(() => r()));
-    }
+    await site?.close();
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 

@@ -14,14 +14,14 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
-import { CHROMIUM, launchChromium } from "../helpers/browser";
+import { CHROMIUM, launchChromium, servePage } from "../helpers/browser";
 import { WebSocket as UndiciWebSocket, type CloseEvent, type MessageEvent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData } from "ws";
@@ -653,27 +653,19 @@ describe.skipIf(!HAVE_CHROMIUM)(HAVE_CHROMIUM ? "Chromium WebSocket (always offe
   let profile = "";
   let browser: Browser | undefined;
   let page: Page;
-  let http: Server | undefined;
+  let site: Awaited<ReturnType<typeof servePage>> | undefined;
 
   beforeAll(async () => {
-    const html = await readFile(new URL("./deflate-page.html", import.meta.url));
-    http = createServer((req, res) => {
-      if (req.url === "/") res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
-      else res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => http!.listen(0, "127.0.0.1", () => r()));
+    site = await servePage(new URL("./deflate-page.html", import.meta.url));
     profile = await mkdtemp(join(tmpdir(), "dillws-chromium-deflate-"));
     browser = await launchChromium(profile, { protocolTimeout: 60000 });
     page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${(http.address() as { port: number }).port}/`, { timeout: 15000 });
+    await page.goto(`${site.origin}/`, { timeout: 15000 });
   });
 
   afterAll(async () => {
     await browser?.close().catch(() => browser?.process()?.kill("SIGKILL"));
-    if (http) {
-      http.closeAllConnections();
-      await new Promise<void>((r) => http!.close(() => r()));
-    }
+    await site?.close();
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 

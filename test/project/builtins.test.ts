@@ -28,11 +28,15 @@ describe("built-in modules loaded on first use", () => {
   it("each is loaded once it is needed: a refused handshake's reason phrase, a TLS context, a compressed message", async () => {
     const got = await loadedAfter(`const { reasonPhrase } = await import("./lib/http/head.ts");
 if (reasonPhrase(426) !== "Upgrade Required" || reasonPhrase(799) !== "Error") throw new Error("phrases");
-const { PerMessageDeflate } = await import("./lib/ws/deflate.ts");
 const { contextFor } = await import("./lib/net/tls-options.ts");
-void PerMessageDeflate; void contextFor;
-const { nodeTls, nodeZlib } = await import("./lib/runtime/builtin.ts");
-if (typeof nodeTls().connect !== "function" || typeof nodeZlib().deflateRawSync !== "function") throw new Error("modules");`);
+contextFor({}, "test");
+const D = await import("./lib/index.ts");
+const [a, b] = await D.ipcPair();
+const [c, s] = await Promise.all([D.wsAttachClient(a, D.WS_TEXT, "/", "h", -1, { compression: true }),
+  D.wsAttachServer(b, D.WS_TEXT, -1, { compression: true })]);
+await D.wsSend(c, D.WS_TEXT, "compressible ".repeat(200), -1);
+if ((await D.wsRecv(s.ws, -1)).text.length !== 2600) throw new Error("message");
+D.hclose(c); D.hclose(s.ws);`);
     expect(got).toEqual(expect.arrayContaining(["NativeModule http", "NativeModule tls", "NativeModule zlib"]));
   });
 });

@@ -3,9 +3,10 @@
 // with the independent raw peer, and end to end between dillws handles.
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  DillError, hclose, ipaddrLocal, ipaddrPort, ipcPair, msend, mrecv, now, tcpAccept, tcpConnect, tcpListen, tcpLocalAddr,
+  hclose, ipaddrLocal, ipaddrPort, ipcPair, msend, mrecv, now, tcpAccept, tcpConnect, tcpListen, tcpLocalAddr,
   wsAttachClient, wsAttachServer, wsRecv, wsSend, wsSendl, WS_BINARY, WS_NOHTTP, WS_TEXT, type WsHandle,
 } from "../../lib/index";
+import { code, pattern } from "../helpers/foundation";
 import { resourceBaseline } from "../helpers/leaks";
 import { rawConnect, rawServer, type RawPeer } from "../helpers/raw";
 
@@ -13,18 +14,6 @@ const leaks = resourceBaseline();
 afterAll(async () => { expect(await leaks()).toEqual([]); });
 
 const T = (): number => now() + 10000;
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { if (e instanceof DillError) return e.code; throw e; }
-  return "resolved";
-}
-
-/** n bytes of a pattern that differs from message to message (seed) and from byte to byte. */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 17 + (i >> 9)) & 0xff;
-  return b;
-}
 
 /** A WS_NOHTTP server handle over TCP, and a raw peer connected to it. */
 async function serverAndRaw(): Promise<{ ws: WsHandle; peer: RawPeer; close: () => void }> {

@@ -5,6 +5,7 @@ import {
   wsPing, wsProtocol, wsRecv, wsRequestKey, wsResponseKey, wsSend, wsSendl, wsStatus, WS_BINARY, WS_NOHTTP, WS_TEXT,
   type TcpListener, type WsHandle, type WsAttachServerOptions, type WsAttachClientOptions,
 } from "../../lib/index";
+import { code } from "../helpers/foundation";
 import { resourceBaseline } from "../helpers/leaks";
 import { accept, rawConnect, rawFrame, rawServer, upgradeRequest, type RawPeer } from "../helpers/raw";
 
@@ -12,11 +13,6 @@ const leaks = resourceBaseline();
 afterAll(async () => { expect(await leaks()).toEqual([]); });
 
 const T = (): number => now() + 5000;
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { if (e instanceof DillError) return e.code; throw e; }
-  return "resolved";
-}
 
 /** A NOHTTP pair over a unix socket pair. */
 async function nohttpPair(flags = WS_BINARY, o: { maxMessageSize?: number } = {}): Promise<[WsHandle, WsHandle]> {
